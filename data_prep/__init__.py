@@ -1,0 +1,1 @@
+"""Command-line data preparation steps over emokeras: ``python -m data_prep.<step>``."""

@@ -1,0 +1,59 @@
+"""emokeras: emotion recognition in faces, in video and images, by transfer learning on Keras 3.
+
+The public API, re-exported explicitly. Importing emokeras has no side effects and does not import
+TensorFlow; modules that need it import it when used.
+"""
+
+from emokeras.errors import (
+    DatasetError,
+    EmokerasError,
+    ImageReadError,
+    NoFaceFoundError,
+    RavdessNameError,
+    VideoReadError,
+)
+from emokeras.faces import (
+    FaceBox,
+    FaceCrop,
+    FaceDetector,
+    FrameFaces,
+    HaarFaceDetector,
+    MtcnnFaceDetector,
+    crop_face,
+    detect_faces_and_crop,
+    iter_face_crops,
+)
+from emokeras.images import load_image
+from emokeras.labels import CKPLUS, FER2013, RAVDESS, LabelSet, get_label_set
+from emokeras.video import Frame, VideoInfo, iter_frames, probe_video
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CKPLUS",
+    "FER2013",
+    "RAVDESS",
+    "DatasetError",
+    "EmokerasError",
+    "FaceBox",
+    "FaceCrop",
+    "FaceDetector",
+    "Frame",
+    "FrameFaces",
+    "HaarFaceDetector",
+    "ImageReadError",
+    "LabelSet",
+    "MtcnnFaceDetector",
+    "NoFaceFoundError",
+    "RavdessNameError",
+    "VideoInfo",
+    "VideoReadError",
+    "__version__",
+    "crop_face",
+    "detect_faces_and_crop",
+    "get_label_set",
+    "iter_face_crops",
+    "iter_frames",
+    "load_image",
+    "probe_video",
+]

@@ -1,0 +1,60 @@
+"""Datasets: RAVDESS names and manifests, FER2013 (CSV and folders), class folders, CK+, splits.
+
+No TensorFlow here: these modules list files, labels and subjects; tf.data pipelines build on them.
+"""
+
+from emokeras.datasets.base import IMAGE_EXTENSIONS, ImageSet
+from emokeras.datasets.fer2013 import (
+    FER2013_SPLITS,
+    PRIVATE_TEST,
+    PUBLIC_TEST,
+    SPLIT_ROLES,
+    TRAINING,
+    Fer2013Arrays,
+    load_fer2013_csv,
+    load_fer2013_folders,
+    write_fer2013_csv,
+)
+from emokeras.datasets.folders import CKPLUS_SUBJECT_PATTERN, load_ckplus, load_class_folders
+from emokeras.datasets.ravdess import (
+    MANIFEST_COLUMNS,
+    RAVDESS_FIELDS,
+    RavdessClip,
+    RavdessName,
+    RavdessScan,
+    parse_ravdess_name,
+    read_ravdess_manifest,
+    scan_ravdess,
+    write_ravdess_manifest,
+)
+from emokeras.datasets.splits import Split, fixed_subject_split, split_by_sex, subject_split
+
+__all__ = [
+    "CKPLUS_SUBJECT_PATTERN",
+    "FER2013_SPLITS",
+    "IMAGE_EXTENSIONS",
+    "MANIFEST_COLUMNS",
+    "PRIVATE_TEST",
+    "PUBLIC_TEST",
+    "RAVDESS_FIELDS",
+    "SPLIT_ROLES",
+    "TRAINING",
+    "Fer2013Arrays",
+    "ImageSet",
+    "RavdessClip",
+    "RavdessName",
+    "RavdessScan",
+    "Split",
+    "fixed_subject_split",
+    "load_ckplus",
+    "load_class_folders",
+    "load_fer2013_csv",
+    "load_fer2013_folders",
+    "parse_ravdess_name",
+    "read_ravdess_manifest",
+    "scan_ravdess",
+    "split_by_sex",
+    "subject_split",
+    "write_fer2013_csv",
+    "write_ravdess_manifest",
+]

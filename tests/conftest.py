@@ -1,0 +1,81 @@
+"""Shared test fixtures: real videos, photos and datasets from ``../shared`` (never copied here).
+
+``EMOKERAS_SHARED`` overrides where ``shared/`` is; by default it sits beside the repository.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("EMOKERAS_SHARED", REPO_ROOT.parent / "shared"))
+
+if not (SHARED / "fixtures").is_dir():
+    raise RuntimeError(
+        f"the test data folder {SHARED} is missing: clone the repository beside shared/ "
+        "or set EMOKERAS_SHARED"
+    )
+
+FIXTURES = SHARED / "fixtures"
+IMAGES = FIXTURES / "images"
+VIDEOS = FIXTURES / "video"
+RAVDESS_CLIPS = FIXTURES / "ravdess"
+FER2013_TARBALL = SHARED / "data" / "fer2013" / "fer2013_images.tar.gz"
+CKPLUS_TARBALL = SHARED / "data" / "ckplus48" / "ckplus48.tar.gz"
+
+#: The four real RAVDESS clips under made-up RAVDESS names. The emotion codes follow the emotions
+#: judged by eye in fixtures/labels.csv (01 neutral, 05 angry, 06 fearful); actor 01 is male,
+#: actor 02 female, as in the real data set.
+RAVDESS_NAMES = {
+    "actor01_sample_01.mp4": "01-01-01-01-01-01-01.mp4",
+    "actor01_sample_02.mp4": "01-01-05-02-01-01-01.mp4",
+    "actor02_sample_03.mp4": "01-01-01-01-02-01-02.mp4",
+    "actor02_sample_04.mp4": "01-01-06-02-02-01-02.mp4",
+}
+
+
+@pytest.fixture(scope="session")
+def ravdess_tree(tmp_path_factory) -> Path:
+    """A RAVDESS-style folder (``Actor_01/``, ``Actor_02/``) of the real clips, renamed."""
+    root = tmp_path_factory.mktemp("ravdess")
+    for source, name in RAVDESS_NAMES.items():
+        actor = int(name[-6:-4])
+        folder = root / f"Actor_{actor:02d}"
+        folder.mkdir(exist_ok=True)
+        shutil.copyfile(RAVDESS_CLIPS / source, folder / name)
+    return root
+
+
+def _extract(tarball: Path, dest: Path, keep) -> Path:
+    with tarfile.open(tarball) as tar:
+        members = [m for m in tar.getmembers() if m.isfile() and keep(m.name)]
+        tar.extractall(dest, members=members, filter="data")
+    return dest
+
+
+@pytest.fixture(scope="session")
+def fer2013_subset(tmp_path_factory) -> Path:
+    """The FER2013 image-folder layout with the first 12 faces of each class and split."""
+    counts: dict[tuple[str, str, str], int] = {}
+
+    def keep(name: str) -> bool:
+        parts = Path(name).parts
+        if len(parts) < 3:
+            return False
+        split, label, file = parts[-3], parts[-2], parts[-1]
+        key = (split, label, file.split("_")[0])
+        counts[key] = counts.get(key, 0) + 1
+        return counts[key] <= 12
+
+    return _extract(FER2013_TARBALL, tmp_path_factory.mktemp("fer2013"), keep)
+
+
+@pytest.fixture(scope="session")
+def ckplus_dir(tmp_path_factory) -> Path:
+    """CK+48 extracted whole (981 small faces)."""
+    return _extract(CKPLUS_TARBALL, tmp_path_factory.mktemp("ckplus"), lambda name: True)

@@ -1,0 +1,300 @@
+"""emokeras.faces on the real fixture photos and videos."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from conftest import IMAGES, RAVDESS_CLIPS, REPO_ROOT, VIDEOS
+
+from emokeras.errors import EmokerasError
+from emokeras.faces import (
+    FaceBox,
+    FaceCrop,
+    FaceDetector,
+    FrameFaces,
+    HaarFaceDetector,
+    MtcnnFaceDetector,
+    crop_face,
+    default_detector,
+    detect_faces_and_crop,
+    iter_face_crops,
+)
+from emokeras.images import load_image
+from emokeras.video import iter_frames
+
+ONE_FACE = ["single_face.jpg", "justin.jpg", "angry_f13.jpg", "happy_f15.jpg", "surprise_f1.jpg"]
+
+
+@pytest.fixture(scope="module")
+def haar() -> HaarFaceDetector:
+    return HaarFaceDetector()
+
+
+def _iou(a: FaceBox, b: FaceBox) -> float:
+    ix = max(0, min(a.x + a.width, b.x + b.width) - max(a.x, b.x))
+    iy = max(0, min(a.y + a.height, b.y + b.height) - max(a.y, b.y))
+    inter = ix * iy
+    return inter / (a.area + b.area - inter)
+
+
+def _inside(box: FaceBox, image: np.ndarray) -> bool:
+    height, width = image.shape[:2]
+    return (
+        box.x >= 0
+        and box.y >= 0
+        and box.width > 0
+        and box.height > 0
+        and box.x + box.width <= width
+        and box.y + box.height <= height
+    )
+
+
+# ---- FaceBox ----------------------------------------------------------------------------------
+
+
+def test_face_box_area_and_clip():
+    box = FaceBox(-10, 20, 50, 40, 0.95)
+
+    assert box.area == 2000
+    assert box.clip(30, 50) == FaceBox(0, 20, 30, 30, 0.95)
+    assert FaceBox(5, 5, 10, 10).clip(100, 100) == FaceBox(5, 5, 10, 10)
+    assert FaceBox(200, 200, 10, 10).clip(100, 100).area == 0
+    with pytest.raises(AttributeError):
+        box.x = 0  # type: ignore[misc]
+    with pytest.raises(ValueError, match="width"):
+        FaceBox(0, 0, -1, 5)
+
+
+# ---- Haar -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ONE_FACE)
+def test_haar_finds_exactly_one_face(haar, name):
+    image = load_image(IMAGES / name)
+    boxes = haar.detect(image)
+
+    assert len(boxes) == 1
+    (box,) = boxes
+    assert _inside(box, image)
+    assert box.confidence == 1.0
+    # A portrait's face is a sizeable part of the picture.
+    assert box.area > 0.1 * image.shape[0] * image.shape[1]
+
+
+def test_haar_misses_the_three_quarter_view(haar):
+    # disgust_m7.jpg is a three-quarter view: the frontal cascade finds nothing there (MTCNN
+    # does, see test_mtcnn_finds_faces).
+    assert haar.detect(load_image(IMAGES / "disgust_m7.jpg")) == []
+
+
+def test_haar_finds_four_of_the_five_people_largest_first(haar):
+    image = load_image(IMAGES / "multi_face.jpg")
+    boxes = haar.detect(image)
+
+    assert len(boxes) == 4
+    assert all(_inside(box, image) for box in boxes)
+    areas = [box.area for box in boxes]
+    assert areas == sorted(areas, reverse=True)
+    # Four different faces, not one face found four times.
+    assert all(_iou(a, b) == 0 for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+
+
+@pytest.mark.parametrize("name", ["mountain.jpg", "cartoon.jpg"])
+def test_haar_finds_no_face_where_there_is_none(haar, name):
+    assert haar.detect(load_image(IMAGES / name)) == []
+
+
+def test_haar_accepts_grayscale_and_gives_the_same_box(haar):
+    image = load_image(IMAGES / "justin.jpg")
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+    assert haar.detect(gray) == haar.detect(image)
+
+
+def test_haar_downscale_finds_the_same_face_as_full_resolution():
+    frame = next(iter_frames(RAVDESS_CLIPS / "actor01_sample_02.mp4", start=1.0))
+    assert frame.image.shape == (720, 1280, 3)
+
+    full = HaarFaceDetector(max_side=None).detect(frame.image)
+    small = HaarFaceDetector(max_side=640).detect(frame.image)
+
+    assert len(full) >= 1 and len(small) >= 1
+    assert _iou(full[0], small[0]) > 0.7
+    assert _inside(small[0], frame.image)
+
+
+def test_haar_rejects_a_bad_cascade_file_naming_it(tmp_path):
+    bogus = tmp_path / "not_a_cascade.xml"
+    bogus.write_text("<opencv_storage></opencv_storage>")
+
+    for path in (bogus, tmp_path / "missing.xml"):
+        with pytest.raises(EmokerasError, match="cannot load the Haar cascade") as caught:
+            HaarFaceDetector(cascade_path=path)
+        assert str(path) in str(caught.value)
+
+
+def test_haar_rejects_bad_parameters_and_images(haar):
+    with pytest.raises(ValueError, match="scale_factor"):
+        HaarFaceDetector(scale_factor=1.0)
+    with pytest.raises(ValueError, match="min_size"):
+        HaarFaceDetector(min_size=0)
+    with pytest.raises(ValueError, match="uint8"):
+        haar.detect(np.zeros((50, 50, 3), np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        haar.detect(np.zeros((50, 50, 4), np.uint8))
+
+
+def test_detectors_satisfy_the_protocol(haar):
+    assert isinstance(haar, FaceDetector)
+    assert default_detector() is default_detector()
+
+
+# ---- crop_face --------------------------------------------------------------------------------
+
+
+def test_crop_face_shapes_for_rgb_and_gray(haar):
+    image = load_image(IMAGES / "single_face.jpg")
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    (box,) = haar.detect(image)
+
+    assert crop_face(image, box).shape == (224, 224, 3)
+    assert crop_face(gray, box, size=48).shape == (48, 48)
+    assert crop_face(image, box, size=640).shape == (640, 640, 3)  # enlarging works too
+    assert crop_face(gray[..., np.newaxis], box, size=64).shape == (64, 64, 1)
+    unresized = crop_face(image, box, size=None, margin=0.2)
+    side = round(max(box.width, box.height) * 1.4)
+    assert unresized.shape == (side, side, 3)
+    assert unresized.dtype == np.uint8
+    # The unresized crop is a copy: writing to it leaves the source alone.
+    unresized[:] = 0
+    assert image.any()
+
+
+def test_crop_is_centred_on_the_face(haar):
+    image = load_image(IMAGES / "single_face.jpg")
+    (box,) = haar.detect(image)
+    crop = crop_face(image, box, size=None, margin=0.0)
+
+    np.testing.assert_array_equal(
+        crop, image[box.y : box.y + box.height, box.x : box.x + box.width]
+    )
+    # With a margin, Haar finds the face again in the crop, in its middle.
+    crop = crop_face(image, box, size=224, margin=0.25)
+    (again,) = haar.detect(crop)
+    centre_x, centre_y = again.x + again.width / 2, again.y + again.height / 2
+    assert abs(centre_x - 112) < 224 * 0.1 and abs(centre_y - 112) < 224 * 0.1
+
+
+def test_a_box_at_the_border_gives_a_full_centred_square(haar):
+    image = load_image(IMAGES / "single_face.jpg")
+    (box,) = haar.detect(image)
+    # Cut the photo through the middle of the face so the face touches the left border.
+    cut = np.ascontiguousarray(image[:, box.x + box.width // 2 :])
+    border_box = FaceBox(0, box.y, box.width // 2, box.height)
+
+    for pad in ("edge", "zero"):
+        crop = crop_face(cut, border_box, size=100, margin=0.2, pad=pad)
+        assert crop.shape == (100, 100, 3)
+    # Zero padding: the part of the square left of the image is black; the rest is the photo.
+    crop = crop_face(cut, border_box, size=None, margin=0.2, pad="zero")
+    side = crop.shape[0]
+    assert side == round(max(border_box.width, border_box.height) * 1.4)
+    left_pad = -round(border_box.width / 2 - side / 2)
+    assert not crop[:, :left_pad].any()
+    assert crop[:, left_pad:].any()
+
+
+def test_crop_face_rejects_bad_arguments():
+    image = np.zeros((100, 100, 3), np.uint8)
+    with pytest.raises(ValueError, match="outside"):
+        crop_face(image, FaceBox(500, 500, 10, 10))
+    with pytest.raises(ValueError, match="empty box"):
+        crop_face(image, FaceBox(10, 10, 0, 10))
+    with pytest.raises(ValueError, match="margin"):
+        crop_face(image, FaceBox(10, 10, 20, 20), margin=-0.1)
+    with pytest.raises(ValueError, match="size"):
+        crop_face(image, FaceBox(10, 10, 20, 20), size=0)
+
+
+# ---- detect_faces_and_crop --------------------------------------------------------------------
+
+
+def test_detect_and_crop_all_four_faces_of_the_group():
+    image = load_image(IMAGES / "multi_face.jpg")
+
+    crops = detect_faces_and_crop(image, which="all", size=96)
+    largest = detect_faces_and_crop(image, size=96)
+
+    assert len(crops) == 4
+    assert all(isinstance(c, FaceCrop) and c.image.shape == (96, 96, 3) for c in crops)
+    assert len(largest) == 1
+    assert largest[0].box == max((c.box for c in crops), key=lambda b: b.area)
+    np.testing.assert_array_equal(largest[0].image, crops[0].image)
+
+
+def test_detect_and_crop_returns_nothing_without_a_face(haar):
+    assert detect_faces_and_crop(load_image(IMAGES / "mountain.jpg"), haar) == []
+
+
+def test_detect_and_crop_rejects_an_unknown_which():
+    with pytest.raises(ValueError, match="which"):
+        detect_faces_and_crop(np.zeros((10, 10, 3), np.uint8), which="biggest")  # type: ignore[arg-type]
+
+
+# ---- video ------------------------------------------------------------------------------------
+
+
+def test_iter_face_crops_on_a_video_with_no_face(haar):
+    items = list(iter_face_crops(iter_frames(VIDEOS / "no_face.mp4", max_frames=10), haar))
+
+    assert len(items) == 10
+    assert [item.frame_index for item in items] == list(range(10))
+    assert all(isinstance(item, FrameFaces) and item.crops == () for item in items)
+
+
+def test_iter_face_crops_finds_the_face_in_most_frames(haar):
+    items = list(iter_face_crops(iter_frames(VIDEOS / "single_face.mp4", step=2), haar, size=64))
+
+    assert [item.frame_index for item in items] == list(range(0, 72, 2))
+    with_face = [item for item in items if item.crops]
+    assert len(with_face) >= 0.9 * len(items)
+    for item in with_face:
+        (crop,) = item.crops
+        assert crop.image.shape == (64, 64, 3)
+    assert items[3].timestamp == pytest.approx(6 / 30.0)
+
+
+def test_iter_face_crops_checks_which_at_call_time():
+    with pytest.raises(ValueError, match="which"):
+        iter_face_crops([], which="none")  # type: ignore[arg-type]
+
+
+# ---- MTCNN ------------------------------------------------------------------------------------
+
+
+def test_mtcnn_finds_faces():
+    detector = MtcnnFaceDetector()  # weights ship inside the mtcnn package; no download
+    image = load_image(IMAGES / "single_face.jpg")
+
+    (box,) = detector.detect(image)
+    assert box.confidence > 0.9
+    assert _inside(box, image)
+    # It agrees with Haar on where the face is (MTCNN's boxes are taller and narrower).
+    (haar_box,) = HaarFaceDetector().detect(image)
+    assert _iou(box, haar_box) > 0.4
+    # It also finds the three-quarter view Haar misses, and grayscale input works.
+    gray = cv2.cvtColor(load_image(IMAGES / "disgust_m7.jpg"), cv2.COLOR_RGB2GRAY)
+    assert len(detector.detect(gray)) == 1
+    assert detector.detect(load_image(IMAGES / "cartoon.jpg")) == []
+
+
+def test_importing_faces_does_not_import_tensorflow():
+    code = "import sys, emokeras.faces; print('tensorflow' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
