@@ -179,7 +179,7 @@ def prepare_video(
     except EmokerasError as error:  # VideoReadError, also one raised mid-stream
         return failed("unreadable", error)
     if num_faces == 0:
-        log.warning("%s: no face in any of %d sampled frames", path, num_frames)
+        log.info("%s: no face in any of %d sampled frames", path, num_frames)
     return rows, VideoResult(video_id, str(path), False, num_frames, num_faces, None)
 
 

@@ -160,6 +160,29 @@ def test_reads_an_mjpg_avi(tmp_path):
     np.testing.assert_array_equal(window[0].image, frames[60].image)
 
 
+@pytest.mark.parametrize("container", ["mov", "mp4"])
+def test_reads_hevc(tmp_path, container):
+    # OpenCV's wheels cannot encode HEVC; PyAV (a dev dependency) ships FFmpeg with x265.
+    import av  # not at the top: only this test needs it
+    source = _all_frames(SINGLE_FACE)[:30]
+    path = tmp_path / f"single_face_hevc.{container}"
+    with av.open(str(path), "w") as output:
+        stream = output.add_stream("libx265", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        for frame in source:
+            output.mux(stream.encode(av.VideoFrame.from_ndarray(frame.image, format="rgb24")))
+        output.mux(stream.encode())
+
+    info = probe_video(path)
+    frames = _all_frames(path)
+
+    assert (info.width, info.height) == (640, 360)
+    assert [f.index for f in frames] == list(range(30))
+    for frame in (frames[0], frames[29]):
+        diff = np.abs(frame.image.astype(int) - source[frame.index].image.astype(int))
+        assert diff.mean() < 8
+
+
 # ---- bad input --------------------------------------------------------------------------------
 
 
