@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             max_frames=args.max_frames, detector=args.detector, which=args.which,
             size=args.size, margin=args.margin, label_source=args.labels,
             val_fraction=args.val_fraction, test_fraction=args.test_fraction, seed=args.seed,
-        )  # fmt: skip
+        )
         videos = find_videos(args.videos)
         if not videos:
             print(f"no videos found in {args.videos}", file=sys.stderr)

@@ -50,3 +50,11 @@ class RavdessNameError(DatasetError):
             f"{Path(self.path).name!r} is not a valid RAVDESS file name: "
             f"field {field!r} is {value!r} ({reason})"
         )
+
+
+class ConfigError(EmokerasError, ValueError):
+    """A configuration value (backbone name, weights, phase, ...) is not one of those allowed."""
+
+
+class RunFolderError(EmokerasError):
+    """A run folder lacks a file it should have (model, labels, config)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -41,6 +42,13 @@ def write_csv_atomic(
         writer = csv.DictWriter(handle, fieldnames=list(fieldnames))
         writer.writeheader()
         writer.writerows(rows)
+
+
+def write_json_atomic(path: str | Path, data: object) -> None:
+    """Write ``data`` as indented JSON with a final newline, atomically."""
+    with atomic_write(path, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.write("\n")
 
 
 def read_csv(path: str | Path) -> list[dict[str, str]]:

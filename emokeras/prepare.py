@@ -41,7 +41,7 @@ MANIFEST_FIELDS = (
     "video_id", "video_path", "frame_index", "timestamp", "face_index",
     "box_x", "box_y", "box_w", "box_h", "crop_path",
     "label", "label_index", "actor", "sex", "split", "status", "reason",
-)  # fmt: skip
+)
 
 Status = Literal["ok", "no_face", "unreadable", "bad_name"]
 LabelSource = Literal["ravdess", "folder", "none"]
@@ -163,7 +163,7 @@ def prepare_video(
             frame_base = {
                 **empty, **base, **labels,
                 "frame_index": str(item.frame_index), "timestamp": f"{item.timestamp:.4f}",
-            }  # fmt: skip
+            }
             if not item.crops:
                 rows.append({**frame_base, "status": "no_face", "reason": "no face detected"})
             for face_index, crop in enumerate(item.crops):
@@ -175,7 +175,7 @@ def prepare_video(
                     "box_x": str(crop.box.x), "box_y": str(crop.box.y),
                     "box_w": str(crop.box.width), "box_h": str(crop.box.height),
                     "crop_path": crop_rel.as_posix(), "status": "ok",
-                })  # fmt: skip
+                })
     except EmokerasError as error:  # VideoReadError, also one raised mid-stream
         return failed("unreadable", error)
     if num_faces == 0:
@@ -218,7 +218,7 @@ def _assign_splits(rows: list[dict[str, str]], config: PrepareConfig) -> None:
         split = subject_split(
             groups, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
             seed=config.seed,
-        )  # fmt: skip
+        )
     except DatasetError as error:
         log.warning("no grouped split made, every row is 'train': %s", error)
         for row in usable:

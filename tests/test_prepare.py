@@ -32,7 +32,7 @@ def test_ravdess_clips_become_labelled_crops_split_by_actor(ravdess_tree, tmp_pa
     assert {r["video_id"] for r in rows} == {
         "Actor_01__01-01-01-01-01-01-01", "Actor_01__01-01-05-02-01-01-01",
         "Actor_02__01-01-01-01-02-01-02", "Actor_02__01-01-06-02-02-01-02",
-    }  # fmt: skip
+    }
     # every video gives a face in nearly every sampled frame (~3.5 s at 3 fps = ~11 frames)
     for video_id in {r["video_id"] for r in rows}:
         faces = [r for r in ok if r["video_id"] == video_id]
@@ -86,7 +86,7 @@ def test_rerun_skips_finished_videos_and_redoes_missing_ones(ravdess_tree, tmp_p
 def test_a_killed_run_resumes_without_half_written_files(ravdess_tree, tmp_path):
     out = tmp_path / "out"
     command = [sys.executable, "-m", "data_prep.extract_faces", str(ravdess_tree), str(out),
-               "--target-fps", "3", "--size", "96"]  # fmt: skip
+               "--target-fps", "3", "--size", "96"]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120

@@ -1,6 +1,8 @@
 """Datasets: RAVDESS names and manifests, FER2013 (CSV and folders), class folders, CK+, splits.
 
-No TensorFlow here: these modules list files, labels and subjects; tf.data pipelines build on them.
+No TensorFlow here: these modules list files, labels and subjects. The tf.data pipeline that
+builds on them is ``emokeras.datasets.pipeline`` (it imports TensorFlow, so it is not imported
+here), and ``emokeras.datasets.sources`` reads any supported dataset as train / val / test.
 """
 
 from emokeras.datasets.base import IMAGE_EXTENSIONS, ImageSet
@@ -16,6 +18,7 @@ from emokeras.datasets.fer2013 import (
     write_fer2013_csv,
 )
 from emokeras.datasets.folders import CKPLUS_SUBJECT_PATTERN, load_ckplus, load_class_folders
+from emokeras.datasets.manifest import manifest_image_set
 from emokeras.datasets.ravdess import (
     MANIFEST_COLUMNS,
     RAVDESS_FIELDS,
@@ -50,6 +53,7 @@ __all__ = [
     "load_class_folders",
     "load_fer2013_csv",
     "load_fer2013_folders",
+    "manifest_image_set",
     "parse_ravdess_name",
     "read_ravdess_manifest",
     "scan_ravdess",

@@ -1,0 +1,121 @@
+"""Read the face-crop manifest that ``data_prep`` writes (``emokeras.prepare``) as an ImageSet."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from emokeras.datasets.base import ImageSet
+from emokeras.errors import DatasetError
+from emokeras.labels import LabelSet, UnknownLabelError
+
+logger = logging.getLogger(__name__)
+
+#: Manifest columns ``manifest_image_set`` always reads (``split``/``sex`` only to filter on them).
+MANIFEST_COLUMNS_READ: tuple[str, ...] = (
+    "crop_path", "label", "label_index", "actor", "video_id", "status",
+)  # fmt: skip
+MANIFEST_SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+def manifest_image_set(
+    manifest_csv: str | Path,
+    label_set: LabelSet,
+    *,
+    split: str | None = None,
+    sex: str | None = None,
+) -> ImageSet:
+    """The usable face crops of a ``data_prep`` manifest (``emokeras.prepare``) as an ImageSet.
+
+    Keeps rows whose status is ``ok`` and, if given, whose ``split`` (train, val or test) and
+    ``sex`` (e.g. male, female; case-insensitive) match, in manifest order. Paths are resolved
+    relative to the manifest's folder. Labels come from ``label_index``, or from the ``label``
+    name through ``label_set`` where the index is empty; subjects from ``actor``, or
+    ``video_id`` where the actor is empty. A missing file or column, a bad label, or no row left
+    raises ``DatasetError`` saying which.
+    """
+    path = Path(manifest_csv)
+    if split is not None and split not in MANIFEST_SPLITS:
+        raise ValueError(f"split must be one of {list(MANIFEST_SPLITS)} or None, got {split!r}")
+    if not path.is_file():
+        raise DatasetError(f"manifest {str(path)!r} does not exist or is not a file")
+    try:
+        # utf-8-sig: a manifest saved again by a spreadsheet program may start with a BOM.
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            header = list(reader.fieldnames or [])
+            rows = list(reader)
+    except (UnicodeDecodeError, OSError, csv.Error) as error:
+        raise DatasetError(f"cannot read manifest {str(path)!r}: {error}") from error
+    needed = list(MANIFEST_COLUMNS_READ)
+    needed += ["split"] if split is not None else []
+    needed += ["sex"] if sex is not None else []
+    missing = [c for c in needed if c not in header]
+    if missing:
+        raise DatasetError(
+            f"manifest {str(path)!r} lacks columns {missing}; its columns are {header}"
+        )
+    if not rows:
+        raise DatasetError(f"manifest {str(path)!r} has no rows")
+
+    kept = [(line, row) for line, row in enumerate(rows, start=2) if row["status"] == "ok"]
+    if not kept:
+        statuses = dict(Counter(row["status"] for row in rows))
+        raise DatasetError(f"manifest {str(path)!r} has no row with status 'ok' ({statuses})")
+    filters = [("split", split, lambda row: row["split"] == split)]
+    filters.append(("sex", sex, lambda row: row["sex"].strip().lower() == sex.strip().lower()))
+    for column, wanted, keep in filters:
+        if wanted is None:
+            continue
+        before = kept
+        kept = [(line, row) for line, row in kept if keep(row)]
+        if not kept:
+            found = dict(Counter(row[column] for _, row in before))
+            raise DatasetError(
+                f"manifest {str(path)!r}: no usable row is left after the filter "
+                f"{column}={wanted!r}; the {len(before)} rows before it have {column} {found}"
+            )
+
+    folder = path.parent
+    paths, labels, subjects = [], [], []
+    for line, row in kept:
+        where = f"manifest {str(path)!r}, line {line}"
+        crop = row["crop_path"].strip()
+        if not crop:
+            raise DatasetError(f"{where}: status 'ok' but crop_path is empty")
+        paths.append(str(folder / crop))
+        labels.append(_manifest_label(row, label_set, where))
+        subject = row["actor"].strip() or row["video_id"].strip()
+        if not subject:
+            raise DatasetError(f"{where}: both actor and video_id are empty (no subject id)")
+        subjects.append(subject)
+    logger.info(
+        "manifest %s: %d of %d rows kept (status ok%s%s)", path, len(paths), len(rows),
+        f", split {split}" if split else "", f", sex {sex}" if sex else "",
+    )  # fmt: skip
+    return ImageSet(
+        paths=tuple(paths), labels=np.array(labels, dtype=np.int64), label_set=label_set,
+        subjects=tuple(subjects),
+    )  # fmt: skip
+
+
+def _manifest_label(row: dict[str, str], label_set: LabelSet, where: str) -> int:
+    index = row["label_index"].strip()
+    if index:
+        if not (index.isascii() and index.isdigit()) or int(index) >= len(label_set):
+            raise DatasetError(
+                f"{where}: label_index {index!r} is not a class index of label set "
+                f"{label_set.name!r} (0..{len(label_set) - 1})"
+            )
+        return int(index)
+    name = row["label"].strip()
+    if not name:
+        raise DatasetError(f"{where}: both label_index and label are empty")
+    try:
+        return label_set.index(name)
+    except UnknownLabelError as error:
+        raise DatasetError(f"{where}: {error}") from None

@@ -1,0 +1,43 @@
+"""Models: the backbone registry, the head, and building, splitting and freezing models.
+
+Importing this package registers emokeras' custom layers with Keras, so saved models reload with
+``keras.saving.load_model(path)`` alone.
+"""
+
+from emokeras.models import layers  # noqa: F401  (registers the custom layers)
+from emokeras.models.backbones import (
+    BACKBONES,
+    BackboneSpec,
+    get_backbone_spec,
+    list_backbones,
+    register_backbone,
+)
+from emokeras.models.build import (
+    FreezeSummary,
+    backbone_name,
+    build_model,
+    freeze_backbone,
+    get_backbone,
+    split_at_backbone,
+)
+from emokeras.models.heads import HeadConfig, build_head
+from emokeras.models.layers import BackboneTag, GrayscaleToRGB, VGGCaffePreprocessing
+
+__all__ = [
+    "BACKBONES",
+    "BackboneSpec",
+    "BackboneTag",
+    "FreezeSummary",
+    "GrayscaleToRGB",
+    "HeadConfig",
+    "VGGCaffePreprocessing",
+    "backbone_name",
+    "build_head",
+    "build_model",
+    "freeze_backbone",
+    "get_backbone",
+    "get_backbone_spec",
+    "list_backbones",
+    "register_backbone",
+    "split_at_backbone",
+]

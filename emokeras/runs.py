@@ -1,0 +1,170 @@
+"""A training run folder: build, fit (resumably), and write the model with everything beside it.
+
+    saved_models/<run>/
+      model.keras     the trained model (raw RGB in, probabilities out; needs no outside code)
+      config.json     the resolved TrainConfig, plus the data and how it was split
+      labels.json     the label set and its class names, in output order
+      history.csv     one row per epoch across all phases
+      metrics.json    validation (and test) accuracy, per-class scores, confusion matrices
+      checkpoints/ backup/ phases/ logs/ state.json   working files: best model, resume state
+
+With ``by_sex`` there is one such folder per sex (``male/``, ``female/``) and a ``routing.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from emokeras.datasets.sources import DataSplits, limit, load_splits
+from emokeras.errors import RunFolderError
+from emokeras.evaluation import evaluate_source
+from emokeras.fileio import write_csv_atomic, write_json_atomic
+from emokeras.labels import LabelSet
+from emokeras.models import build_model
+from emokeras.training import TrainConfig, config_to_json, fit
+
+log = logging.getLogger(__name__)
+
+SEXES = ("male", "female")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    metrics: dict[str, Any]
+
+
+def _write_history(path: Path, rows: tuple[dict[str, float], ...]) -> None:
+    keys = ["phase", "epoch"] + sorted({k for row in rows for k in row} - {"phase", "epoch"})
+    write_csv_atomic(path, keys, ({k: row.get(k, "") for k in keys} for row in rows))
+
+
+def save_model_atomic(model: keras.Model, path: Path) -> None:
+    """Save for inference, atomically: a ``.keras`` beside ``path``, then a rename over it.
+
+    The optimizer's state is left out (it would triple the file for AdamW): the model is rebuilt
+    from its config, uncompiled (``clone_model`` would compile the copy), with the same weights.
+    """
+    inference = model.__class__.from_config(model.get_config())
+    inference.set_weights(model.get_weights())
+    partial = path.with_name(f".{path.stem}.partial.keras")
+    inference.save(partial)
+    os.replace(partial, path)
+
+
+def train_splits(
+    splits: DataSplits,
+    run_dir: str | Path,
+    config: TrainConfig,
+    *,
+    strategy: tf.distribute.Strategy | None = None,
+    data_description: str = "",
+) -> RunResult:
+    """Train one model on ``splits`` into ``run_dir``; resumes an unfinished run found there."""
+    run_dir = Path(run_dir)
+    if (run_dir / "metrics.json").exists():
+        raise RunFolderError(
+            f"run folder {str(run_dir)!r} holds a finished run; choose another run name"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resuming = (run_dir / "state.json").exists()
+    label_set: LabelSet = splits.label_set
+    write_json_atomic(run_dir / "config.json", {
+        **json.loads(config_to_json(config)),
+        "data": {"path": data_description, "protocol": splits.protocol, "sizes": splits.sizes()},
+    })
+    write_json_atomic(run_dir / "labels.json", {
+        "label_set": label_set.name, "classes": list(label_set.classes),
+        "emotions": list(label_set.canonical),
+    })
+
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    started = time.monotonic()
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    with scope:
+        model = build_model(
+            config.backbone, len(label_set),
+            # a resumed run reloads its own weights, so it need not fetch pretrained ones again
+            weights=None if resuming else config.weights,
+            input_size=config.input_size, channels=config.channels, head=config.head,
+        )
+    result = fit(model, splits.train, splits.val, config, run_dir=run_dir, strategy=strategy)
+    seconds = time.monotonic() - started
+
+    save_model_atomic(model, run_dir / "model.keras")
+    _write_history(run_dir / "history.csv", result.history)
+    metrics: dict[str, Any] = {
+        "protocol": splits.protocol,
+        "sizes": splits.sizes(),
+        "train_seconds_this_session": round(seconds, 1),
+        "resumed": resuming,
+        "val": evaluate_source(model, splits.val, label_set.classes).to_dict(),
+    }
+    if splits.test is not None:
+        metrics["test"] = evaluate_source(model, splits.test, label_set.classes).to_dict()
+    write_json_atomic(run_dir / "metrics.json", metrics)
+    log.info("run %s: val accuracy %.4f", run_dir, metrics["val"]["accuracy"])
+    return RunResult(run_dir, metrics)
+
+
+def train_run(
+    data: str | Path,
+    run_dir: str | Path,
+    config: TrainConfig,
+    *,
+    label_set: LabelSet | None = None,
+    limit_items: int | None = None,
+    by_sex: bool = False,
+    strategy: tf.distribute.Strategy | None = None,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+) -> list[RunResult]:
+    """Load ``data`` and train one model, or one per sex with ``by_sex`` (manifests only)."""
+    run_dir = Path(run_dir)
+    groups = SEXES if by_sex else (None,)
+    results = []
+    for sex in groups:
+        splits = load_splits(
+            data, label_set, val_fraction=val_fraction, test_fraction=test_fraction,
+            seed=config.seed, sex=sex,
+        )
+        if limit_items is not None:
+            splits = DataSplits(
+                limit(splits.train, limit_items, config.seed),
+                limit(splits.val, limit_items, config.seed),
+                None if splits.test is None else limit(splits.test, limit_items, config.seed),
+                splits.label_set,
+                f"{splits.protocol}; at most {limit_items} random items per split",
+            )
+        target = run_dir / sex if sex else run_dir
+        results.append(train_splits(
+            splits, target, config, strategy=strategy, data_description=str(data)
+        ))
+    if by_sex:
+        write_json_atomic(run_dir / "routing.json", {sex: f"{sex}/model.keras" for sex in SEXES})
+    return results
+
+
+def load_run(run_dir: str | Path) -> tuple[keras.Model, LabelSet]:
+    """The model of a run folder and its label set (loaded in Keras' safe mode)."""
+    import emokeras.models  # noqa: F401  (registers the in-graph preprocessing layers)
+    from emokeras.labels import get_label_set
+
+    run_dir = Path(run_dir)
+    for name in ("model.keras", "labels.json"):
+        if not (run_dir / name).is_file():
+            raise RunFolderError(f"run folder {str(run_dir)!r} has no {name}")
+    labels = json.loads((run_dir / "labels.json").read_text())
+    model = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    return model, get_label_set(labels["label_set"])
