@@ -330,12 +330,14 @@ def fit(
     *,
     run_dir: str | Path | None = None,
     strategy: tf.distribute.Strategy | None = None,
+    extra_callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> FitResult:
     """Fine-tune ``model`` (from :func:`emokeras.models.build_model`) phase by phase.
 
     ``train``/``val`` are ImageSets or ``(images, labels)`` arrays; images go in raw (0-255) at
     the model's input size. With ``run_dir``, callbacks write there and a killed run resumes when
     called again. Build and call under ``strategy`` to train on several devices.
+    ``extra_callbacks`` join every phase's stock callbacks.
     """
     run_dir = None if run_dir is None else Path(run_dir)
     if run_dir is not None:
@@ -375,7 +377,8 @@ def fit(
         log.info("phase %d (%s): %d layers trainable", index, phase, len(summary.trainable_layers))
         if phase.head_only and config.feature_cache:
             phase_history = _fit_head_on_cached_features(
-                model, train, val, phase, config, run_dir, index, data_args, weights, scope
+                model, train, val, phase, config, run_dir, index, data_args, weights, scope,
+                extra_callbacks,
             )
         else:
             with scope:
@@ -385,7 +388,7 @@ def fit(
             fitted = model.fit(
                 train_ds, validation_data=val_ds, epochs=phase.epochs,
                 steps_per_epoch=steps if balanced else None, class_weight=weights, shuffle=False,
-                callbacks=make_callbacks(config, run_dir, index), verbose=2,
+                callbacks=[*make_callbacks(config, run_dir, index), *extra_callbacks], verbose=2,
             )
             phase_history = fitted.history
         if run_dir is None:
@@ -409,7 +412,7 @@ def compute_features(
 
 
 def _fit_head_on_cached_features(
-    model, train, val, phase, config, run_dir, index, data_args, weights, scope
+    model, train, val, phase, config, run_dir, index, data_args, weights, scope, extra_callbacks
 ) -> dict[str, list[float]]:
     """Train the head on backbone features computed once; the head's layers are the model's own.
 
@@ -432,6 +435,7 @@ def _fit_head_on_cached_features(
     fitted = head.fit(
         features["train"], one_hot["train"], validation_data=(features["val"], one_hot["val"]),
         batch_size=config.batch_size, epochs=phase.epochs, class_weight=weights, shuffle=True,
-        callbacks=make_callbacks(config, run_dir, index, checkpoint=False), verbose=2,
+        callbacks=[*make_callbacks(config, run_dir, index, checkpoint=False), *extra_callbacks],
+        verbose=2,
     )
     return fitted.history
