@@ -1,12 +1,13 @@
-"""Evaluate a trained run on a dataset split; writes <run>/evaluation_<split>.json.
+"""Evaluate a trained run on a dataset split: metrics, ROC AUC, per-class scores, video-level and
+per-sex results (for face-crop manifests), and PNG plots, all written into the run folder.
 
     python evaluate.py saved_models/<run> --data fer2013/ --split test
+    python evaluate.py saved_models/<run> --data faces/manifest.csv --split test
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -15,33 +16,31 @@ from emokeras.errors import EmokerasError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("run", type=Path, help="a run folder written by train.py")
     parser.add_argument("--data", type=Path, required=True, help="any dataset train.py reads")
     parser.add_argument("--split", choices=["train", "val", "test"], default="val")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        from emokeras.datasets.sources import load_splits
-        from emokeras.evaluation import evaluate_source
-        from emokeras.fileio import write_json_atomic
-        from emokeras.runs import load_run
+        from emokeras.evaluation import evaluate_run
 
-        model, label_set = load_run(args.run)
-        splits = load_splits(args.data, label_set)
-        source = getattr(splits, args.split)
-        if source is None:
-            raise EmokerasError(f"{args.data} has no {args.split} split")
-        metrics = evaluate_source(model, source, label_set.classes)
+        report, written = evaluate_run(args.run, args.data, args.split)
     except EmokerasError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    report = {"data": str(args.data), "split": args.split, "protocol": splits.protocol,
-              **metrics.to_dict()}
-    out = args.run / f"evaluation_{args.split}.json"
-    write_json_atomic(out, report)
-    print(json.dumps({k: report[k] for k in ("split", "accuracy", "macro_f1", "count")}))
-    print(f"written: {out}")
+    frame, auc = report["frame"], report["roc_auc"]["macro"]
+    print(f"{args.split}: frame accuracy {frame['accuracy']:.4f}, macro F1 "
+          f"{frame['macro_f1']:.4f}, ROC AUC (macro) {auc or float('nan'):.4f} "
+          f"on {frame['count']} faces")
+    for method, metrics in report["video"].items():
+        print(f"  video-level, {method:>11}: accuracy {metrics['accuracy']:.4f} "
+              f"on {metrics['count']} videos")
+    for sex, metrics in report["per_sex"].items():
+        print(f"  {sex}: frame accuracy {metrics['frame']['accuracy']:.4f}")
+    print("written:", *written, sep="\n  ")
     return 0
 
 

@@ -4,6 +4,7 @@ The public API, re-exported explicitly. Importing emokeras has no side effects a
 TensorFlow; modules that need it import it when used.
 """
 
+from emokeras.aggregation import Aggregate, aggregate
 from emokeras.errors import (
     DatasetError,
     EmokerasError,
@@ -24,12 +25,28 @@ from emokeras.faces import (
     iter_face_crops,
 )
 from emokeras.images import load_image
+from emokeras.inference import (
+    EmotionModel,
+    ImagePrediction,
+    VideoPrediction,
+    predict_frames,
+    predict_image,
+    predict_video,
+)
 from emokeras.labels import CKPLUS, FER2013, RAVDESS, LabelSet, get_label_set
 from emokeras.video import Frame, VideoInfo, iter_frames, probe_video
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Aggregate",
+    "EmotionModel",
+    "ImagePrediction",
+    "VideoPrediction",
+    "aggregate",
+    "predict_frames",
+    "predict_image",
+    "predict_video",
     "CKPLUS",
     "FER2013",
     "RAVDESS",

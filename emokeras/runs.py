@@ -146,6 +146,7 @@ def train_run(
                 None if splits.test is None else limit(splits.test, limit_items, config.seed),
                 splits.label_set,
                 f"{splits.protocol}; at most {limit_items} random items per split",
+                splits.kind,
             )
         target = run_dir / sex if sex else run_dir
         results.append(train_splits(

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import tarfile
@@ -79,3 +80,29 @@ def fer2013_subset(tmp_path_factory) -> Path:
 def ckplus_dir(tmp_path_factory) -> Path:
     """CK+48 extracted whole (981 small faces)."""
     return _extract(CKPLUS_TARBALL, tmp_path_factory.mktemp("ckplus"), lambda name: True)
+
+
+@pytest.fixture(scope="session")
+def two_actors_per_sex_manifest(ravdess_tree, tmp_path_factory) -> Path:
+    """Real face crops of the four RAVDESS clips, each person appearing under two actor ids.
+
+    The clips show one man and one woman, so actors 01/03 (male) and 02/04 (female) are the
+    same two people: this manifest tests how data is routed per sex, not accuracy.
+    """
+    out = tmp_path_factory.mktemp("crops")
+    from emokeras.fileio import read_csv
+    from emokeras.prepare import PrepareConfig, find_videos, prepare_videos, write_manifest
+
+    config = PrepareConfig(target_fps=4.0, size=48)
+    list(prepare_videos(find_videos(ravdess_tree), ravdess_tree, out, config))
+    rows = read_csv(write_manifest(out, config))
+    split_of = {"01": "train", "02": "train", "03": "val", "04": "val"}
+    doubled = []
+    for row in rows:
+        for actor in (row["actor"], f"{int(row['actor']) + 2:02d}"):
+            doubled.append({**row, "actor": actor, "split": split_of[actor]})
+    with open(out / "manifest.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(doubled)
+    return out / "manifest.csv"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import shutil
@@ -26,7 +25,6 @@ from emokeras.datasets.pipeline import AugmentConfig
 from emokeras.errors import ConfigError, RunFolderError
 from emokeras.fileio import read_csv
 from emokeras.models import HeadConfig, build_model, get_backbone
-from emokeras.prepare import PrepareConfig, find_videos, prepare_videos, write_manifest
 from emokeras.training import Phase, TrainConfig, fit
 
 NO_AUGMENT = AugmentConfig(
@@ -214,29 +212,6 @@ def test_a_killed_run_resumes_where_it_stopped(fer2013_subset, tmp_path):
         ("1", str(e)) for e in range(8)
     ]
     assert epochs_before >= 2
-
-
-@pytest.fixture(scope="module")
-def two_actors_per_sex_manifest(ravdess_tree, tmp_path_factory) -> Path:
-    """Real face crops of the four RAVDESS clips, each person appearing under two actor ids.
-
-    The clips show one man and one woman, so actors 01/03 (male) and 02/04 (female) are the
-    same two people: this manifest tests how data is routed per sex, not accuracy.
-    """
-    out = tmp_path_factory.mktemp("crops")
-    config = PrepareConfig(target_fps=4.0, size=48)
-    list(prepare_videos(find_videos(ravdess_tree), ravdess_tree, out, config))
-    rows = read_csv(write_manifest(out, config))
-    split_of = {"01": "train", "02": "train", "03": "val", "04": "val"}
-    doubled = []
-    for row in rows:
-        for actor in (row["actor"], f"{int(row['actor']) + 2:02d}"):
-            doubled.append({**row, "actor": actor, "split": split_of[actor]})
-    with open(out / "manifest.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(doubled)
-    return out / "manifest.csv"
 
 
 @pytest.mark.slow

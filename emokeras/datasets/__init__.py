@@ -18,7 +18,7 @@ from emokeras.datasets.fer2013 import (
     write_fer2013_csv,
 )
 from emokeras.datasets.folders import CKPLUS_SUBJECT_PATTERN, load_ckplus, load_class_folders
-from emokeras.datasets.manifest import manifest_image_set
+from emokeras.datasets.manifest import manifest_image_set, read_manifest_rows
 from emokeras.datasets.ravdess import (
     MANIFEST_COLUMNS,
     RAVDESS_FIELDS,
@@ -55,6 +55,7 @@ __all__ = [
     "load_fer2013_folders",
     "manifest_image_set",
     "parse_ravdess_name",
+    "read_manifest_rows",
     "read_ravdess_manifest",
     "scan_ravdess",
     "split_by_sex",

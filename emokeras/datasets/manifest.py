@@ -22,22 +22,11 @@ MANIFEST_COLUMNS_READ: tuple[str, ...] = (
 MANIFEST_SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 
-def manifest_image_set(
-    manifest_csv: str | Path,
-    label_set: LabelSet,
-    *,
-    split: str | None = None,
-    sex: str | None = None,
-) -> ImageSet:
-    """The usable face crops of a ``data_prep`` manifest (``emokeras.prepare``) as an ImageSet.
-
-    Keeps rows whose status is ``ok`` and, if given, whose ``split`` (train, val or test) and
-    ``sex`` (e.g. male, female; case-insensitive) match, in manifest order. Paths are resolved
-    relative to the manifest's folder. Labels come from ``label_index``, or from the ``label``
-    name through ``label_set`` where the index is empty; subjects from ``actor``, or
-    ``video_id`` where the actor is empty. A missing file or column, a bad label, or no row left
-    raises ``DatasetError`` saying which.
-    """
+def read_manifest_rows(
+    manifest_csv: str | Path, *, split: str | None = None, sex: str | None = None
+) -> list[tuple[int, dict[str, str]]]:
+    """The manifest's usable rows (status ``ok``, and the split / sex asked for), in order, each
+    with its line number; ``DatasetError`` says which file, column or filter failed."""
     path = Path(manifest_csv)
     if split is not None and split not in MANIFEST_SPLITS:
         raise ValueError(f"split must be one of {list(MANIFEST_SPLITS)} or None, got {split!r}")
@@ -80,6 +69,28 @@ def manifest_image_set(
                 f"{column}={wanted!r}; the {len(before)} rows before it have {column} {found}"
             )
 
+    return kept
+
+
+def manifest_image_set(
+    manifest_csv: str | Path,
+    label_set: LabelSet,
+    *,
+    split: str | None = None,
+    sex: str | None = None,
+) -> ImageSet:
+    """The usable face crops of a ``data_prep`` manifest (``emokeras.prepare``) as an ImageSet.
+
+    Keeps rows whose status is ``ok`` and, if given, whose ``split`` (train, val or test) and
+    ``sex`` (e.g. male, female; case-insensitive) match, in manifest order. Paths are resolved
+    relative to the manifest's folder. Labels come from ``label_index``, or from the ``label``
+    name through ``label_set`` where the index is empty; subjects from ``actor``, or
+    ``video_id`` where the actor is empty. A missing file or column, a bad label, or no row left
+    raises ``DatasetError`` saying which. ``read_manifest_rows`` gives the same rows' other
+    columns (video id, sex, ...), in the same order.
+    """
+    path = Path(manifest_csv)
+    kept = read_manifest_rows(path, split=split, sex=sex)
     folder = path.parent
     paths, labels, subjects = [], [], []
     for line, row in kept:
@@ -94,7 +105,7 @@ def manifest_image_set(
             raise DatasetError(f"{where}: both actor and video_id are empty (no subject id)")
         subjects.append(subject)
     logger.info(
-        "manifest %s: %d of %d rows kept (status ok%s%s)", path, len(paths), len(rows),
+        "manifest %s: %d usable rows (status ok%s%s)", path, len(paths),
         f", split {split}" if split else "", f", sex {sex}" if sex else "",
     )  # fmt: skip
     return ImageSet(

@@ -47,6 +47,8 @@ class DataSplits:
     test: Source | None
     label_set: LabelSet
     protocol: str
+    #: "fer2013_csv", "fer2013_folders", "manifest" or "class_folders"
+    kind: str
 
     def sizes(self) -> dict[str, int]:
         return {
@@ -106,7 +108,7 @@ def load_splits(
             data = load_fer2013_csv(path)
             return DataSplits(
                 _arrays(data, TRAINING), _arrays(data, PUBLIC_TEST), _arrays(data, PRIVATE_TEST),
-                FER2013, official,
+                FER2013, official, "fer2013_csv",
             )
         if "crop_path" in header:
             return _manifest_splits(path, label_set, sex)
@@ -116,7 +118,10 @@ def load_splits(
         )
     if path.is_dir() and (path / "train").is_dir() and (path / "test").is_dir():
         sets = load_fer2013_folders(path)
-        return DataSplits(sets[TRAINING], sets[PUBLIC_TEST], sets[PRIVATE_TEST], FER2013, official)
+        return DataSplits(
+            sets[TRAINING], sets[PUBLIC_TEST], sets[PRIVATE_TEST], FER2013, official,
+            "fer2013_folders",
+        )
     if path.is_dir():
         return _folder_splits(path, label_set, val_fraction, test_fraction, seed)
     raise DatasetError(f"{str(path)!r} is not a dataset this package reads (see load_splits)")
@@ -135,7 +140,7 @@ def _manifest_splits(path: Path, label_set: LabelSet | None, sex: str | None) ->
     who = f", {sex} subjects only" if sex else ""
     return DataSplits(
         parts["train"], parts["val"], test, label_set,
-        f"face-crop manifest {path.name}: its subject-grouped split column{who}",
+        f"face-crop manifest {path.name}: its subject-grouped split column{who}", "manifest",
     )
 
 
@@ -160,5 +165,5 @@ def _folder_splits(
     return DataSplits(
         train, val, test if len(test) else None, images.label_set,
         f"class folders {path.name}: {how}, val {val_fraction:g}, test {test_fraction:g}, "
-        f"seed {seed}",
+        f"seed {seed}", "class_folders",
     )

@@ -1,0 +1,93 @@
+"""predict_video / predict_image / predict_frames on real clips and photos."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import IMAGES, RAVDESS_CLIPS, VIDEOS
+
+from emokeras.errors import ConfigError, NoFaceFoundError, VideoReadError
+from emokeras.inference import EmotionModel, predict_frames, predict_image, predict_video
+from emokeras.labels import FER2013, RAVDESS
+from emokeras.models import build_model
+from emokeras.video import probe_video
+
+
+@pytest.fixture(scope="module")
+def gray_model() -> EmotionModel:
+    """An untrained grayscale small_cnn: these tests check the plumbing, not accuracy."""
+    return EmotionModel(build_model("small_cnn", 7, weights=None, input_size=48, channels=1),
+                        FER2013)
+
+
+def test_predict_video_on_a_real_ravdess_clip(gray_model):
+    clip = RAVDESS_CLIPS / "actor01_sample_02.mp4"
+    fps = probe_video(clip).fps
+    result = predict_video(clip, gray_model, target_fps=5)
+    assert result.frames_read == pytest.approx(probe_video(clip).duration * 5, abs=2)
+    assert result.num_frames + result.frames_without_face == result.frames_read
+    assert result.num_frames >= result.frames_read - 2  # one frontal face throughout
+    assert result.frame_probs.shape == (result.num_frames, 7)
+    np.testing.assert_allclose(result.frame_probs.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(result.timestamps, result.frame_indices / fps, atol=1e-6)
+    assert np.all(np.diff(result.frame_indices) > 0)
+    assert result.label in FER2013.classes and result.label == FER2013.classes[result.label_index]
+    assert result.emoji == FER2013.emoji(result.label_index)
+    assert result.scores.sum() == pytest.approx(1.0)
+    assert result.to_dict()["frames_classified"] == result.num_frames
+
+
+def test_batch_size_does_not_change_the_result(gray_model):
+    clip = VIDEOS / "single_face.mp4"
+    small = predict_video(clip, gray_model, frame_step=6, batch_size=3)
+    large = predict_video(clip, gray_model, frame_step=6, batch_size=64)
+    np.testing.assert_array_equal(small.frame_indices, large.frame_indices)
+    np.testing.assert_allclose(small.frame_probs, large.frame_probs, atol=1e-6)
+    assert small.frames_read == 12  # 72 frames, every 6th
+
+
+@pytest.mark.parametrize("method", ["sum", "vote", "mean_logits"])
+def test_aggregation_methods(gray_model, method):
+    result = predict_video(VIDEOS / "single_face.mp4", gray_model, aggregate=method, max_frames=8)
+    assert result.aggregate == method and result.frames_read == 8
+
+
+def test_no_face_and_unreadable_videos_raise(gray_model, tmp_path):
+    with pytest.raises(NoFaceFoundError, match="no_face.mp4"):
+        predict_video(VIDEOS / "no_face.mp4", gray_model, frame_step=10)
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video")
+    with pytest.raises(VideoReadError, match="notes.mp4"):
+        predict_video(bad, gray_model)
+
+
+def test_predict_image_finds_each_face(gray_model):
+    single = predict_image(IMAGES / "happy_f15.jpg", gray_model)
+    assert len(single) == 1 and single[0].box is not None
+    assert single[0].scores.shape == (7,)
+    group = predict_image(IMAGES / "multi_face.jpg", gray_model, which="all")
+    assert len(group) == 4
+    assert [p.box.area for p in group] == sorted((p.box.area for p in group), reverse=True)
+    with pytest.raises(NoFaceFoundError, match="mountain.jpg"):
+        predict_image(IMAGES / "mountain.jpg", gray_model)
+    whole = predict_image(IMAGES / "mountain.jpg", gray_model, detect=False)
+    assert whole[0].box is None
+
+
+def test_predict_frames_takes_crops_of_any_size_and_channels(gray_model):
+    rgb = np.random.default_rng(0).integers(0, 256, (5, 100, 100, 3), dtype=np.uint8)
+    probs = predict_frames(rgb, gray_model, batch_size=2)
+    assert probs.shape == (5, 7)
+    gray = rgb[..., 0]
+    assert predict_frames(gray, gray_model).shape == (5, 7)
+
+
+def test_a_keras_model_needs_its_label_set():
+    model = build_model("small_cnn", 8, weights=None, input_size=48, channels=1)
+    with pytest.raises(ConfigError, match="label_set"):
+        predict_frames(np.zeros((1, 48, 48), np.uint8), model)
+    with pytest.raises(ConfigError, match="8 outputs"):
+        EmotionModel(model, FER2013)
+    assert predict_frames(np.zeros((1, 48, 48), np.uint8), model, label_set=RAVDESS).shape == (1, 8)
+    with pytest.raises(ConfigError, match="int"):
+        predict_frames(np.zeros((1, 48, 48), np.uint8), 42)
