@@ -139,6 +139,8 @@ class VideoPrediction:
     timestamps: np.ndarray
     frames_read: int
     frames_without_face: int
+    #: "female" / "male": given by the caller, or detected (the majority over the frames)
+    sex: str | None = None
 
     @property
     def num_frames(self) -> int:
@@ -151,7 +153,7 @@ class VideoPrediction:
             "emoji": self.emoji, "confidence": self.confidence, "aggregate": self.aggregate,
             "scores": dict(zip(self.class_names, map(float, self.scores), strict=True)),
             "frames_read": self.frames_read, "frames_without_face": self.frames_without_face,
-            "frames_classified": self.num_frames,
+            "frames_classified": self.num_frames, "sex": self.sex,
         }
 
 
@@ -220,27 +222,40 @@ def predict_video(
     max_frames: int | None = None,
     face_detector: FaceDetector | None = None,
     batch_size: int = 32,
+    sex: str | None = None,
+    sex_classifier=None,
 ) -> VideoPrediction:
     """One emotion label for a video, from the faces in its sampled frames.
 
     Frames are sampled by ``frame_step`` or ``target_fps`` (default 10 per second), the largest
     face of each is cropped and classified in batches of ``batch_size``, and the per-frame
-    probabilities are aggregated (``sum``, ``vote`` or ``mean_logits``). A video that cannot be
-    read raises ``VideoReadError``; one with no face in any sampled frame ``NoFaceFoundError``.
+    probabilities are aggregated (``sum``, ``vote`` or ``mean_logits``). ``sex="detect"``
+    classifies the same face crops by sex (``sex_classifier``, default the offline one) and
+    records the majority; ``"male"`` / ``"female"`` records what the caller knows. A video that
+    cannot be read raises ``VideoReadError``; one with no face in any sampled frame
+    ``NoFaceFoundError``.
     """
+    from emokeras.gender import SEXES, default_sex_classifier, majority_sex
+
+    if sex not in (None, "detect", *SEXES):
+        raise ConfigError(f"sex must be None, 'detect', 'female' or 'male', got {sex!r}")
+    sexer = (sex_classifier or default_sex_classifier()) if sex == "detect" else None
     emotion = resolve_model(model, label_set)
     sampling = ({"step": frame_step} if frame_step is not None else {"target_fps": target_fps})
     frames = iter_frames(path, **sampling, max_frames=max_frames)
     faces = iter_face_crops(frames, face_detector or default_detector(),
                             size=emotion.input_size, margin=CROP_MARGIN, which="largest")
-    probs, indices, stamps = [], [], []
+    probs, sex_probs, indices, stamps = [], [], [], []
     frames_read = without_face = 0
     for batch in _batches(faces, batch_size):
         frames_read += len(batch)
         with_face = [item for item in batch if item.crops]
         without_face += len(batch) - len(with_face)
         if with_face:
-            probs.append(emotion.predict([item.crops[0].image for item in with_face]))
+            crops = [item.crops[0].image for item in with_face]
+            probs.append(emotion.predict(crops))
+            if sexer is not None:
+                sex_probs.append(sexer.predict(crops))
             indices += [item.frame_index for item in with_face]
             stamps += [item.timestamp for item in with_face]
     if not indices:
@@ -257,4 +272,5 @@ def predict_video(
         scores=decision.scores, confidence=decision.confidence, aggregate=aggregate,
         class_names=labels.classes, frame_probs=frame_probs, frame_indices=np.array(indices),
         timestamps=np.array(stamps), frames_read=frames_read, frames_without_face=without_face,
+        sex=majority_sex(np.concatenate(sex_probs)) if sexer is not None else sex,
     )
