@@ -156,7 +156,7 @@ def test_train_py_end_to_end_then_evaluate_py(fer2013_subset, tmp_path, capsys):
 
     assert evaluate.main([str(run), "--data", str(fer2013_subset), "--split", "test"]) == 0
     report = json.loads((run / "evaluation_test.json").read_text())
-    assert report["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+    assert report["frame"]["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
     # a finished run is never overwritten
     assert train.main(argv) == 2
     assert "finished run" in capsys.readouterr().err
