@@ -184,6 +184,8 @@ def predict_image(image, model=None, *, label_set: LabelSet | None = None,
     With ``detect=False`` the whole image is taken as the face crop. No face found raises
     ``NoFaceFoundError``.
     """
+    if which not in ("largest", "all"):
+        raise ConfigError(f"which must be 'largest' or 'all', got {which!r}")
     emotion = resolve_model(model, label_set)
     rgb = load_image(image) if isinstance(image, str | os.PathLike) else np.asarray(image)
     if not detect:

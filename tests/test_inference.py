@@ -72,6 +72,8 @@ def test_predict_image_finds_each_face(gray_model):
         predict_image(IMAGES / "mountain.jpg", gray_model)
     whole = predict_image(IMAGES / "mountain.jpg", gray_model, detect=False)
     assert whole[0].box is None
+    with pytest.raises(ConfigError, match="biggest"):
+        predict_image(IMAGES / "happy_f15.jpg", gray_model, which="biggest")
 
 
 def test_predict_frames_takes_crops_of_any_size_and_channels(gray_model):
