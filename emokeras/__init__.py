@@ -28,6 +28,7 @@ from emokeras.images import load_image
 from emokeras.inference import (
     EmotionModel,
     ImagePrediction,
+    SexRoutedModel,
     VideoPrediction,
     predict_frames,
     predict_image,
@@ -42,6 +43,7 @@ __all__ = [
     "Aggregate",
     "EmotionModel",
     "ImagePrediction",
+    "SexRoutedModel",
     "VideoPrediction",
     "aggregate",
     "predict_frames",

@@ -10,6 +10,7 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -53,6 +54,19 @@ class EmotionModel:
         model, label_set = load_run(run_dir)
         return cls(model, label_set)
 
+    def save(self, run_dir: str | os.PathLike[str]) -> Path:
+        """Write a run folder that ``load`` reads back: model.keras and labels.json."""
+        from emokeras.fileio import write_json_atomic
+        from emokeras.runs import save_model_atomic
+
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_model_atomic(self.model, run_dir / "model.keras")
+        write_json_atomic(run_dir / "labels.json", {
+            "label_set": self.label_set.name, "classes": list(self.label_set.classes),
+        })
+        return run_dir
+
     @property
     def input_size(self) -> int:
         return int(self.model.input_shape[1])
@@ -83,25 +97,101 @@ class EmotionModel:
         return np.asarray(self.model(batch, training=False))
 
 
-def resolve_model(model=None, label_set: LabelSet | None = None) -> EmotionModel:
+@dataclass(frozen=True, eq=False)
+class SexRoutedModel:
+    """One EmotionModel per sex: each video (or face) goes to the model of its sex, detected or
+    given. Accepted wherever a model is; ``train.py --by-sex`` writes its run folder."""
+
+    models: dict[str, EmotionModel]
+
+    def __post_init__(self) -> None:
+        from emokeras.gender import SEXES
+
+        if set(self.models) != set(SEXES):
+            raise ConfigError(f"a sex-routed model needs one model for each of {SEXES}, "
+                              f"got {sorted(self.models)}")
+        classes = {m.label_set.classes for m in self.models.values()}
+        if len(classes) != 1:
+            raise ConfigError("the models of a sex-routed model must share one label set")
+
+    @property
+    def label_set(self) -> LabelSet:
+        return next(iter(self.models.values())).label_set
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike[str]) -> SexRoutedModel:
+        """From a run folder with ``routing.json`` ({sex: "<sex>/model.keras"})."""
+        import json
+
+        run_dir = Path(run_dir)
+        routing = json.loads((run_dir / ROUTING_FILE).read_text())
+        return cls({sex: EmotionModel.load(run_dir / Path(path).parent)
+                    for sex, path in routing.items()})
+
+    def save(self, run_dir: str | os.PathLike[str]) -> Path:
+        from emokeras.fileio import write_json_atomic
+
+        run_dir = Path(run_dir)
+        for sex, model in self.models.items():
+            model.save(run_dir / sex)
+        write_json_atomic(run_dir / ROUTING_FILE,
+                          {sex: f"{sex}/model.keras" for sex in self.models})
+        return run_dir
+
+
+#: The file that makes a run folder a sex-routed model (written by ``train.py --by-sex``).
+ROUTING_FILE = "routing.json"
+
+
+def resolve_model(
+    model=None, label_set: LabelSet | None = None
+) -> EmotionModel | SexRoutedModel:
     """An EmotionModel from: None (the bundled model), a run folder, an EmotionModel, or a
-    Keras model with its ``label_set``."""
+    Keras model with its ``label_set``; a SexRoutedModel, or a run folder with routing.json,
+    gives a SexRoutedModel."""
     if model is None:
         from emokeras.bundled import load_bundled_model
 
         return EmotionModel(*load_bundled_model())
-    if isinstance(model, EmotionModel):
+    if isinstance(model, EmotionModel | SexRoutedModel):
         return model
     if isinstance(model, str | os.PathLike):
+        if (Path(model) / ROUTING_FILE).is_file():
+            return SexRoutedModel.load(model)
         return EmotionModel.load(model)
     if hasattr(model, "predict") and hasattr(model, "output_shape"):
         if label_set is None:
             raise ConfigError("a Keras model needs its label_set (which class each output is)")
         return EmotionModel(model, label_set)
     raise ConfigError(
-        f"model must be None (the bundled model), a run folder, an EmotionModel or a Keras "
-        f"model, got {type(model).__name__}"
+        f"model must be None (the bundled model), a run folder, an EmotionModel, a "
+        f"SexRoutedModel or a Keras model, got {type(model).__name__}"
     )
+
+
+def _route(emotion: EmotionModel | SexRoutedModel, crops: list[np.ndarray],
+           sexes: list[str] | None) -> np.ndarray:
+    """Probabilities of each crop from the model of its sex (``sexes``: one per crop, or None
+    for a plain EmotionModel)."""
+    if isinstance(emotion, EmotionModel):
+        return emotion.predict(crops)
+    out = np.empty((len(crops), len(emotion.label_set)), np.float32)
+    for sex, model in emotion.models.items():
+        rows = [i for i, s in enumerate(sexes) if s == sex]
+        if rows:
+            out[rows] = model.predict([crops[i] for i in rows])
+    return out
+
+
+def _crop_sexes(emotion, crops: list[np.ndarray], sex: str | None) -> list[str] | None:
+    """Each crop's sex for routing: the given one, else detected per crop; None if unrouted."""
+    if not isinstance(emotion, SexRoutedModel):
+        return None
+    from emokeras.gender import SEXES, default_sex_classifier
+
+    if sex in SEXES:
+        return [sex] * len(crops)
+    return [SEXES[i] for i in default_sex_classifier().predict(crops).argmax(axis=1)]
 
 
 @dataclass(frozen=True, eq=False)
@@ -166,14 +256,21 @@ def _image_prediction(
 
 
 def predict_frames(frames, model=None, *, label_set: LabelSet | None = None,
-                   batch_size: int = 64) -> np.ndarray:
-    """Probabilities (N, classes) for face crops given as an array (N, H, W[, C]) or a list."""
+                   batch_size: int = 64, sex: str | None = None) -> np.ndarray:
+    """Probabilities (N, classes) for face crops given as an array (N, H, W[, C]) or a list.
+
+    With a SexRoutedModel each crop goes to its sex's model: ``sex`` if given, else detected.
+    """
     emotion = resolve_model(model, label_set)
     crops = list(frames)
     if not crops:
         raise ValueError("predict_frames needs at least one frame")
-    return np.concatenate([emotion.predict(crops[i : i + batch_size])
-                           for i in range(0, len(crops), batch_size)])
+    sexes = _crop_sexes(emotion, crops, sex)
+    parts = []
+    for i in range(0, len(crops), batch_size):
+        batch_sexes = None if sexes is None else sexes[i : i + batch_size]
+        parts.append(_route(emotion, crops[i : i + batch_size], batch_sexes))
+    return np.concatenate(parts)
 
 
 def predict_image(image, model=None, *, label_set: LabelSet | None = None,
@@ -189,17 +286,23 @@ def predict_image(image, model=None, *, label_set: LabelSet | None = None,
     emotion = resolve_model(model, label_set)
     rgb = load_image(image) if isinstance(image, str | os.PathLike) else np.asarray(image)
     if not detect:
-        return [_image_prediction(emotion.predict([rgb])[0], None, emotion.label_set)]
+        probs = _route(emotion, [rgb], _crop_sexes(emotion, [rgb], None))
+        return [_image_prediction(probs[0], None, emotion.label_set)]
     boxes = (detector or default_detector()).detect(rgb)
     if not boxes:
         where = str(image) if isinstance(image, str | os.PathLike) else "the image"
         raise NoFaceFoundError(f"no face found in {where}")
     boxes = boxes if which == "all" else boxes[:1]
-    crops = [crop_face(rgb, box, size=emotion.input_size, margin=CROP_MARGIN) for box in boxes]
-    probs = emotion.predict(crops)
+    crops = [crop_face(rgb, box, size=_crop_size(emotion), margin=CROP_MARGIN) for box in boxes]
+    probs = _route(emotion, crops, _crop_sexes(emotion, crops, None))
     return [
         _image_prediction(p, box, emotion.label_set) for p, box in zip(probs, boxes, strict=True)
     ]
+
+
+def _crop_size(emotion: EmotionModel | SexRoutedModel) -> int:
+    models = emotion.models.values() if isinstance(emotion, SexRoutedModel) else [emotion]
+    return max(m.input_size for m in models)
 
 
 def _batches(items: Iterator, size: int) -> Iterator[list]:
@@ -241,13 +344,21 @@ def predict_video(
 
     if sex not in (None, "detect", *SEXES):
         raise ConfigError(f"sex must be None, 'detect', 'female' or 'male', got {sex!r}")
-    sexer = (sex_classifier or default_sex_classifier()) if sex == "detect" else None
     emotion = resolve_model(model, label_set)
+    routed = isinstance(emotion, SexRoutedModel)
+    if routed and sex is None:
+        sex = "detect"  # routing needs the sex
+    sexer = (sex_classifier or default_sex_classifier()) if sex == "detect" else None
+    # The sex is known only once frames are seen: a routed model scores each batch with both
+    # models (cheap next to decoding and detection) so the video is still streamed, once.
+    candidates = (dict(emotion.models) if sex == "detect" else {sex: emotion.models[sex]}
+                  ) if routed else {None: emotion}
     sampling = ({"step": frame_step} if frame_step is not None else {"target_fps": target_fps})
     frames = iter_frames(path, **sampling, max_frames=max_frames)
     faces = iter_face_crops(frames, face_detector or default_detector(),
-                            size=emotion.input_size, margin=CROP_MARGIN, which="largest")
-    probs, sex_probs, indices, stamps = [], [], [], []
+                            size=_crop_size(emotion), margin=CROP_MARGIN, which="largest")
+    probs = {key: [] for key in candidates}
+    sex_probs, indices, stamps = [], [], []
     frames_read = without_face = 0
     for batch in _batches(faces, batch_size):
         frames_read += len(batch)
@@ -255,7 +366,8 @@ def predict_video(
         without_face += len(batch) - len(with_face)
         if with_face:
             crops = [item.crops[0].image for item in with_face]
-            probs.append(emotion.predict(crops))
+            for key, candidate in candidates.items():
+                probs[key].append(candidate.predict(crops))
             if sexer is not None:
                 sex_probs.append(sexer.predict(crops))
             indices += [item.frame_index for item in with_face]
@@ -263,9 +375,11 @@ def predict_video(
     if not indices:
         raise NoFaceFoundError(f"no face found in any of the {frames_read} sampled frames of "
                                f"{str(path)!r}")
-    frame_probs = np.concatenate(probs)
+    video_sex = majority_sex(np.concatenate(sex_probs)) if sexer is not None else sex
+    chosen = video_sex if routed else None
+    frame_probs = np.concatenate(probs[chosen])
     decision = aggregation.aggregate(frame_probs, aggregate)
-    labels = emotion.label_set
+    labels = candidates[chosen].label_set
     log.info("%s: %s (%.2f) from %d of %d frames", path, labels.classes[decision.label_index],
              decision.confidence, len(indices), frames_read)
     return VideoPrediction(
@@ -274,5 +388,5 @@ def predict_video(
         scores=decision.scores, confidence=decision.confidence, aggregate=aggregate,
         class_names=labels.classes, frame_probs=frame_probs, frame_indices=np.array(indices),
         timestamps=np.array(stamps), frames_read=frames_read, frames_without_face=without_face,
-        sex=majority_sex(np.concatenate(sex_probs)) if sexer is not None else sex,
+        sex=video_sex,
     )

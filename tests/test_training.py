@@ -229,6 +229,11 @@ def test_by_sex_trains_one_model_per_sex(two_actors_per_sex_manifest, tmp_path):
         assert (run / sex / "model.keras").is_file()
         labels = json.loads((run / sex / "labels.json").read_text())
         assert labels["label_set"] == "ravdess" and len(labels["classes"]) == 8
+    # the run folder is a model that routes each video to its sex's model
+    from emokeras.inference import SexRoutedModel, resolve_model
+
+    routed = resolve_model(run)
+    assert isinstance(routed, SexRoutedModel) and routed.label_set.name == "ravdess"
 
 
 @pytest.mark.slow
