@@ -19,7 +19,7 @@ import numpy as np
 from emokeras import aggregation
 from emokeras.errors import ConfigError, NoFaceFoundError
 from emokeras.faces import FaceBox, FaceDetector, crop_face, default_detector, iter_face_crops
-from emokeras.images import load_image
+from emokeras.images import load_image, resize
 from emokeras.labels import LabelSet
 from emokeras.video import iter_frames
 
@@ -77,10 +77,7 @@ class EmotionModel:
 
     def prepare(self, crop: np.ndarray) -> np.ndarray:
         """An RGB (or gray) uint8 crop as the model takes it: its size, its channels, float32."""
-        if crop.shape[:2] != (self.input_size, self.input_size):
-            shrink = crop.shape[0] > self.input_size
-            crop = cv2.resize(crop, (self.input_size, self.input_size),
-                              interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        crop = resize(crop, self.input_size)
         if crop.ndim == 2:
             crop = crop[..., np.newaxis]
         if self.channels == 1 and crop.shape[-1] == 3:
@@ -351,8 +348,12 @@ def predict_video(
     sexer = (sex_classifier or default_sex_classifier()) if sex == "detect" else None
     # The sex is known only once frames are seen: a routed model scores each batch with both
     # models (cheap next to decoding and detection) so the video is still streamed, once.
-    candidates = (dict(emotion.models) if sex == "detect" else {sex: emotion.models[sex]}
-                  ) if routed else {None: emotion}
+    if not routed:
+        candidates = {None: emotion}
+    elif sex == "detect":
+        candidates = dict(emotion.models)
+    else:
+        candidates = {sex: emotion.models[sex]}
     sampling = ({"step": frame_step} if frame_step is not None else {"target_fps": target_fps})
     frames = iter_frames(path, **sampling, max_frames=max_frames)
     faces = iter_face_crops(frames, face_detector or default_detector(),

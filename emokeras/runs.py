@@ -31,7 +31,7 @@ from emokeras.evaluation import evaluate_source
 from emokeras.fileio import write_csv_atomic, write_json_atomic
 from emokeras.labels import LabelSet
 from emokeras.models import build_model
-from emokeras.training import TrainConfig, config_to_json, fit
+from emokeras.training import TrainConfig, fit
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def train_splits(
     resuming = (run_dir / "state.json").exists()
     label_set: LabelSet = splits.label_set
     write_json_atomic(run_dir / "config.json", {
-        **json.loads(config_to_json(config)),
+        **config.to_dict(),
         "data": {"path": data_description, "protocol": splits.protocol, "sizes": splits.sizes()},
     })
     write_json_atomic(run_dir / "labels.json", {

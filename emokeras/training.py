@@ -146,11 +146,6 @@ def _dataclass_from_dict(cls, data: dict[str, Any], where: str):
     return cls(**data)
 
 
-def config_to_json(config: Any) -> str:
-    data = config.to_dict() if hasattr(config, "to_dict") else asdict(config)
-    return json.dumps(data, indent=2, sort_keys=True, default=str)
-
-
 @keras.saving.register_keras_serializable(package="emokeras")
 class DiscriminativeAdamW(keras.optimizers.AdamW):
     """AdamW whose backbone variables learn at ``backbone_lr_multiplier`` times the rate.
