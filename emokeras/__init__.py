@@ -24,6 +24,7 @@ from emokeras.faces import (
     detect_faces_and_crop,
     iter_face_crops,
 )
+from emokeras.gender import DeepfaceSexClassifier
 from emokeras.images import load_image
 from emokeras.inference import (
     EmotionModel,
@@ -53,6 +54,7 @@ __all__ = [
     "FER2013",
     "RAVDESS",
     "DatasetError",
+    "DeepfaceSexClassifier",
     "EmokerasError",
     "FaceBox",
     "FaceCrop",

@@ -18,7 +18,14 @@ import numpy as np
 
 from emokeras import aggregation
 from emokeras.errors import ConfigError, NoFaceFoundError
-from emokeras.faces import FaceBox, FaceDetector, crop_face, default_detector, iter_face_crops
+from emokeras.faces import (
+    FaceBox,
+    FaceDetector,
+    FaceTracker,
+    crop_face,
+    default_detector,
+    iter_face_crops,
+)
 from emokeras.images import load_image, resize
 from emokeras.labels import LabelSet
 from emokeras.video import iter_frames
@@ -326,6 +333,7 @@ def predict_video(
     batch_size: int = 32,
     sex: str | None = None,
     sex_classifier=None,
+    track: bool = True,
 ) -> VideoPrediction:
     """One emotion label for a video, from the faces in its sampled frames.
 
@@ -333,7 +341,9 @@ def predict_video(
     face of each is cropped and classified in batches of ``batch_size``, and the per-frame
     probabilities are aggregated (``sum``, ``vote`` or ``mean_logits``). ``sex="detect"``
     classifies the same face crops by sex (``sex_classifier``, default the offline one) and
-    records the majority; ``"male"`` / ``"female"`` records what the caller knows. A video that
+    records the majority; ``"male"`` / ``"female"`` records what the caller knows. ``track``
+    follows the face from frame to frame (:class:`~emokeras.faces.FaceTracker`) instead of
+    searching every whole frame, which is several times faster on HD video. A video that
     cannot be read raises ``VideoReadError``; one with no face in any sampled frame
     ``NoFaceFoundError``.
     """
@@ -356,7 +366,10 @@ def predict_video(
         candidates = {sex: emotion.models[sex]}
     sampling = ({"step": frame_step} if frame_step is not None else {"target_fps": target_fps})
     frames = iter_frames(path, **sampling, max_frames=max_frames)
-    faces = iter_face_crops(frames, face_detector or default_detector(),
+    detector = face_detector or default_detector()
+    if track:
+        detector = FaceTracker(detector)
+    faces = iter_face_crops(frames, detector,
                             size=_crop_size(emotion), margin=CROP_MARGIN, which="largest")
     probs = {key: [] for key in candidates}
     sex_probs, indices, stamps = [], [], []

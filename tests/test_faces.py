@@ -15,6 +15,7 @@ from emokeras.faces import (
     FaceBox,
     FaceCrop,
     FaceDetector,
+    FaceTracker,
     FrameFaces,
     HaarFaceDetector,
     MtcnnFaceDetector,
@@ -274,6 +275,43 @@ def test_iter_face_crops_checks_which_at_call_time():
 
 
 # ---- MTCNN ------------------------------------------------------------------------------------
+
+
+# ---- FaceTracker ------------------------------------------------------------------------------
+
+
+def test_tracker_follows_the_face_like_full_frame_detection(haar):
+    frames = [frame.image for frame in iter_frames(RAVDESS_CLIPS / "actor02_sample_04.mp4", step=1)]
+    tracker = FaceTracker(haar, redetect_every=30)
+    tracked = [tracker.detect(image) for image in frames]
+    full = [haar.detect(image)[:1] for image in frames]
+    assert all(len(boxes) == 1 for boxes in tracked) and all(full)
+    # Most frames are searched in a window only; the full frame every 30 frames.
+    assert tracker.full_searches == -(-len(frames) // 31)
+    ious = [_iou(a[0], b[0]) for a, b in zip(full, tracked, strict=True)]
+    widths = [b[0].width / a[0].width for a, b in zip(full, tracked, strict=True)]
+    assert np.mean(ious) > 0.75 and min(ious) > 0.5
+    assert 0.95 < np.mean(widths) < 1.05  # calibrated to the full-frame detector's framing
+
+
+def test_tracker_falls_back_to_the_full_frame_when_the_face_moves_away(haar):
+    face = load_image(IMAGES / "single_face.jpg")
+    tracker = FaceTracker(haar)
+    first = tracker.detect(face)[0]
+    moved = np.roll(face, (face.shape[0] // 2, face.shape[1] // 2), axis=(0, 1))
+    box = tracker.detect(moved)[0]
+    assert tracker.full_searches == 2
+    assert _iou(box, haar.detect(moved)[0]) > 0.9 and _iou(box, first) < 0.2
+    assert tracker.detect(np.zeros_like(face)) == []
+    tracker.reset()
+    assert tracker.full_searches == 0 and len(tracker.detect(face)) == 1
+
+
+def test_tracker_rejects_bad_parameters(haar):
+    for bad in ({"search_margin": -1}, {"search_side": 8}, {"redetect_every": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            FaceTracker(haar, **bad)
+    assert isinstance(FaceTracker(haar), FaceDetector)
 
 
 def test_mtcnn_finds_faces():

@@ -7,7 +7,13 @@ import pytest
 from conftest import IMAGES, RAVDESS_CLIPS, VIDEOS
 
 from emokeras.errors import ConfigError, NoFaceFoundError, VideoReadError
-from emokeras.inference import EmotionModel, predict_frames, predict_image, predict_video
+from emokeras.inference import (
+    EmotionModel,
+    predict_frames,
+    predict_image,
+    predict_video,
+    resolve_model,
+)
 from emokeras.labels import FER2013, RAVDESS
 from emokeras.models import build_model
 from emokeras.video import probe_video
@@ -44,6 +50,17 @@ def test_batch_size_does_not_change_the_result(gray_model):
     np.testing.assert_array_equal(small.frame_indices, large.frame_indices)
     np.testing.assert_allclose(small.frame_probs, large.frame_probs, atol=1e-6)
     assert small.frames_read == 12  # 72 frames, every 6th
+
+
+def test_tracking_faces_gives_the_label_of_detecting_every_frame():
+    bundled = resolve_model(None)  # a trained model: an untrained one's labels mean nothing
+    clip = RAVDESS_CLIPS / "actor02_sample_04.mp4"
+    tracked = predict_video(clip, bundled, frame_step=1)
+    searched = predict_video(clip, bundled, frame_step=1, track=False)
+    assert tracked.label == searched.label and tracked.num_frames == searched.num_frames
+    agreement = np.mean(tracked.frame_probs.argmax(1) == searched.frame_probs.argmax(1))
+    assert agreement > 0.8
+    np.testing.assert_allclose(tracked.scores, searched.scores, atol=0.05)
 
 
 @pytest.mark.parametrize("method", ["sum", "vote", "mean_logits"])
