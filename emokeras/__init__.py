@@ -13,10 +13,12 @@ from emokeras.errors import (
     RavdessNameError,
     VideoReadError,
 )
+from emokeras.export import export_onnx, export_saved_model, export_tflite, run_export
 from emokeras.faces import (
     FaceBox,
     FaceCrop,
     FaceDetector,
+    FaceTracker,
     FrameFaces,
     HaarFaceDetector,
     MtcnnFaceDetector,
@@ -47,6 +49,10 @@ __all__ = [
     "SexRoutedModel",
     "VideoPrediction",
     "aggregate",
+    "export_onnx",
+    "export_saved_model",
+    "export_tflite",
+    "run_export",
     "predict_frames",
     "predict_image",
     "predict_video",
@@ -59,6 +65,7 @@ __all__ = [
     "FaceBox",
     "FaceCrop",
     "FaceDetector",
+    "FaceTracker",
     "Frame",
     "FrameFaces",
     "HaarFaceDetector",

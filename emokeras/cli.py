@@ -1,7 +1,12 @@
 """The ``emokeras`` command.
 
     emokeras predict clip.mp4 photo.jpg folder/ [--model RUN] [--output results.csv] [--plot DIR]
+        [--explain DIR]
     emokeras demo [--out DIR]
+    emokeras export [RUN_DIR] --out DIR [--formats savedmodel,onnx,tflite]
+                    [--quantize none,dynamic,int8] [--representative FACES_DIR]
+    emokeras live --source 0 | FILE [--out annotated.mp4] [--model RUN] [--threshold 0.5]
+    emokeras app [--host 127.0.0.1] [--port 7860] [--max-upload-mb 50]
 """
 
 from __future__ import annotations
@@ -11,15 +16,36 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from tqdm import tqdm
 
 from emokeras.aggregation import METHODS
+from emokeras.cliargs import add_config_arguments, config_from_arguments
 from emokeras.datasets.base import IMAGE_EXTENSIONS
 from emokeras.errors import EmokerasError
 from emokeras.fileio import atomic_write, write_csv_atomic
+from emokeras.labels import LABEL_SETS, get_label_set
 from emokeras.prepare import VIDEO_EXTENSIONS
+
+TRAIN_HELP = """Train an emotion model on a dataset; writes saved_models/<run>/ (see emokeras.runs).
+
+    emokeras train --data fer2013/ --backbone mobilenet_v2 --weights imagenet --input-size 96
+    emokeras train --data faces/manifest.csv --labels ravdess --by-sex
+    emokeras train --data ckplus48/ --config run.json --phases 0:3:1e-3,all:5:1e-4
+
+Every TrainConfig field is a flag (see --help); --config run.json gives values, flags override.
+A run killed part-way resumes when the same command is run again.
+"""
+
+EVALUATE_HELP = """Evaluate a trained run on a dataset split: metrics, ROC AUC, per-class scores,
+video-level and per-sex results (for face-crop manifests), and PNG plots, all written into the
+run folder.
+
+    emokeras evaluate saved_models/<run> --data fer2013/ --split test
+    emokeras evaluate saved_models/<run> --data faces/manifest.csv --split test
+"""
 
 RESULT_FIELDS = ("path", "kind", "status", "label", "emoji", "confidence", "frames_read",
                  "frames_without_face", "error")
@@ -57,6 +83,17 @@ def _predict_one(path: Path, model, args) -> tuple[dict, object | None]:
     return row, video
 
 
+def _explain_one(path: Path, model, out_dir: Path, video) -> None:
+    """Write the Grad-CAM (or, for a ViT, attention-rollout) overlay of a predicted file."""
+    from emokeras.explain import explain_file
+
+    try:
+        written = explain_file(path, model, out_dir, video=video)
+        tqdm.write(f"explanation: {written}")
+    except EmokerasError as error:  # the prediction stands; only its picture is missing
+        tqdm.write(f"no explanation for {path}: {error}")
+
+
 def _write_results(path: Path, rows: list[dict]) -> None:
     if path.suffix.lower() == ".json":
         with atomic_write(path, encoding="utf-8") as handle:
@@ -86,6 +123,9 @@ def predict_command(args) -> int:
             failed += 1
             rows.append({"path": str(path), "status": "failed", "error": str(error)})
             tqdm.write(f"failed: {path}: {error}")
+            continue
+        if args.explain:
+            _explain_one(path, model, args.explain, video)
     if args.output:
         _write_results(args.output, rows)
     for row in rows:
@@ -113,6 +153,134 @@ def demo_command(args) -> int:
     return 0
 
 
+def live_command(args) -> int:
+    """Label every face of a camera or a video file frame by frame; optionally save it."""
+    from emokeras.live import display_available, run_live
+
+    # by default a window where there is a display, headless elsewhere
+    display = display_available() if args.display is None else args.display
+    stats = run_live(args.source, args.model, out=args.out, threshold=args.threshold,
+                     window=args.window, display=display, max_frames=args.max_frames,
+                     aggregate=args.aggregate)
+    print(f"{stats.frames} frames, {stats.faces} faces labelled in {stats.seconds:.1f} s: "
+          f"{stats.fps:.1f} frames/s")
+    if stats.out is not None:
+        print(f"annotated video: {stats.out}")
+    return 0
+
+
+def app_command(args) -> int:
+    """Serve the web app (needs the ``app`` extra: Gradio)."""
+    try:
+        import gradio  # noqa: F401
+
+        from emokeras.app import build_app, launch_app
+    except ImportError as error:
+        print(f"error: the web app needs Gradio ({error}): pip install 'emokeras[app]'",
+              file=sys.stderr)
+        return 2
+    app = build_app(models_dir=args.models_dir, max_upload_mb=args.max_upload_mb)
+    launch_app(app, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb)
+    return 0
+
+
+def train_parser() -> argparse.ArgumentParser:
+    """The train command's own parser; its flags come from TrainConfig, which imports Keras, so
+    it is built only when ``train`` runs, keeping the other commands' start-up light."""
+    from emokeras.training import TrainConfig
+
+    parser = argparse.ArgumentParser(
+        prog="emokeras train", description=TRAIN_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--data", type=Path, required=True,
+                        help="FER2013 CSV or folders, a data_prep manifest.csv, or class folders")
+    parser.add_argument("--labels", choices=sorted(LABEL_SETS),
+                        help="label set of a manifest or class folders (FER2013 knows its own)")
+    parser.add_argument("--run", help="run name (default: <backbone>-<date>-<time>)")
+    parser.add_argument("--output-dir", type=Path, default=Path("saved_models"))
+    parser.add_argument("--limit", type=int, help="at most this many random items per split")
+    parser.add_argument("--by-sex", action="store_true",
+                        help="train one model per sex from a manifest's sex column")
+    parser.add_argument("--val-fraction", type=float, default=0.15,
+                        help="for class folders: share of subjects held out for validation")
+    parser.add_argument("--test-fraction", type=float, default=0.15,
+                        help="for class folders: share of subjects held out for testing")
+    parser.add_argument("--distribute", choices=["none", "mirrored", "multiworker"],
+                        default="none", help="tf.distribute strategy (multiworker reads TF_CONFIG)")
+    parser.add_argument("--cpu-replicas", type=int, default=0,
+                        help="split the CPU into N logical devices (try a strategy without GPUs)")
+    add_config_arguments(parser, TrainConfig)
+    return parser
+
+
+def train_command(args) -> int:
+    from emokeras.training import TrainConfig
+
+    logging.getLogger().setLevel(logging.INFO)  # epochs and phases are worth seeing
+    options = train_parser().parse_args(args.train_args)
+    config = config_from_arguments(options, TrainConfig)
+    from emokeras.distribute import make_strategy, split_cpu
+
+    if options.cpu_replicas > 1:
+        split_cpu(options.cpu_replicas)  # before anything makes a tensor
+    from emokeras.runs import train_run
+
+    run = options.run or f"{config.backbone}-{time.strftime('%Y%m%d-%H%M%S')}"
+    results = train_run(
+        options.data, options.output_dir / run, config,
+        label_set=get_label_set(options.labels) if options.labels else None,
+        limit_items=options.limit, by_sex=options.by_sex,
+        strategy=make_strategy(options.distribute),
+        val_fraction=options.val_fraction, test_fraction=options.test_fraction,
+    )
+    for result in results:
+        val = result.metrics["val"]["accuracy"]
+        test = result.metrics.get("test", {}).get("accuracy")
+        extra = f", test accuracy {test:.4f}" if test is not None else ""
+        print(f"{result.run_dir}: validation accuracy {val:.4f}{extra}")
+    return 0
+
+
+def evaluate_command(args) -> int:
+    from emokeras.evaluation import evaluate_run
+
+    report, written = evaluate_run(args.run_dir, args.data, args.split)
+    frame, auc = report["frame"], report["roc_auc"]["macro"]
+    print(f"{args.split}: frame accuracy {frame['accuracy']:.4f}, macro F1 "
+          f"{frame['macro_f1']:.4f}, ROC AUC (macro) {auc or float('nan'):.4f} "
+          f"on {frame['count']} faces")
+    for method, metrics in report["video"].items():
+        print(f"  video-level, {method:>11}: accuracy {metrics['accuracy']:.4f} "
+              f"on {metrics['count']} videos")
+    for sex, metrics in report["per_sex"].items():
+        print(f"  {sex}: frame accuracy {metrics['frame']['accuracy']:.4f}")
+    print("written:", *written, sep="\n  ")
+    return 0
+
+
+def export_command(args) -> int:
+    """Export a run (or the bundled model) as a SavedModel for TF Serving, ONNX and TFLite."""
+    from emokeras.export import run_export
+
+    if args.run_dir is not None and args.model is not None:
+        print("error: give a run folder or --model, not both", file=sys.stderr)
+        return 2
+    source = args.run_dir if args.run_dir is not None else args.model
+    model = None if source is None or str(source) == "bundled" else source
+    result = run_export(model, args.out, formats=args.formats, quantize=args.quantize,
+                        representative=args.representative, overwrite=args.overwrite,
+                        version=args.version)
+    for entry in result.entries:
+        checked = ""
+        if "max_abs_diff_vs_keras" in entry:
+            checked = (f", vs Keras: max |diff| {entry['max_abs_diff_vs_keras']:.2g}, top class "
+                       f"agrees {entry['argmax_agreement_vs_keras']:.0%}")
+        print(f"{args.out / entry['path']}: {entry['bytes'] / 1e6:.1f} MB{checked}")
+    print(f"summary: {args.out / 'export.json'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emokeras", description="Emotions in faces, in video.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -127,18 +295,80 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--max-frames", type=int)
     predict.add_argument("--output", type=Path, help="write results to a .csv or .json file")
     predict.add_argument("--plot", type=Path, help="write each video's timeline PNG here")
+    predict.add_argument("--explain", type=Path, metavar="DIR",
+                         help="write a Grad-CAM / attention-rollout overlay PNG per file here "
+                              "(a video: its most confident frame)")
     predict.set_defaults(run=predict_command)
+
+    # Listed for --help only: main() hands everything after "train" to train_parser(), whose
+    # flags come from TrainConfig.
+    commands.add_parser("train", add_help=False, help="train a model on a dataset")
+
+    evaluate = commands.add_parser(
+        "evaluate", help="metrics and plots of a run on a dataset split", description=EVALUATE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    evaluate.add_argument("run_dir", type=Path, metavar="RUN", help="a run folder written by train")
+    evaluate.add_argument("--data", type=Path, required=True, help="any dataset train reads")
+    evaluate.add_argument("--split", choices=["train", "val", "test"], default="val")
+    evaluate.set_defaults(run=evaluate_command)
 
     demo = commands.add_parser("demo", help="run the bundled model on a built-in example clip")
     demo.add_argument("--out", type=Path, default=Path("saved_models/demo"))
     demo.set_defaults(run=demo_command)
+
+    export = commands.add_parser(
+        "export", help="export a model: SavedModel (TF Serving), ONNX, TFLite")
+    export.add_argument("run_dir", nargs="?", type=Path,
+                        help="a run folder (default: the bundled model)")
+    export.add_argument("--model", help="'bundled', or a run folder (instead of RUN_DIR)")
+    export.add_argument("--out", type=Path, required=True, help="write the exports here")
+    export.add_argument("--formats", default="savedmodel,onnx,tflite",
+                        help="comma-separated: savedmodel, onnx, tflite (default: all three)")
+    export.add_argument("--quantize", default="none",
+                        help="ONNX/TFLite variants, comma-separated: none, dynamic, int8 "
+                             "(default none; int8 needs --representative)")
+    export.add_argument("--representative", type=Path,
+                        help="a folder of face crops to calibrate int8 on and to verify with")
+    export.add_argument("--version", type=int, default=1,
+                        help="the SavedModel's version folder (default 1)")
+    export.add_argument("--overwrite", action="store_true", help="replace earlier exports")
+    export.set_defaults(run=export_command)
+
+    live = commands.add_parser("live", help="label every face of a camera or video, live")
+    live.add_argument("--source", default="0", help="a camera index (default 0) or a video file")
+    live.add_argument("--out", type=Path,
+                      help="write the annotated video here (.mp4, .mov, .avi, lossless .mkv)")
+    live.add_argument("--model", type=Path, help="a run folder (default: the bundled model)")
+    live.add_argument("--threshold", type=float, default=0.5,
+                      help="below this confidence a face is 'uncertain' (default 0.5)")
+    live.add_argument("--window", type=int, default=5,
+                      help="frames each face's label is smoothed over (default 5)")
+    live.add_argument("--aggregate", choices=METHODS, default="sum")
+    live.add_argument("--max-frames", type=int, help="stop after this many frames")
+    live.add_argument("--display", action=argparse.BooleanOptionalAction, default=None,
+                      help="show a window (default: only where there is a display)")
+    live.set_defaults(run=live_command)
+
+    app = commands.add_parser("app", help="serve the web app (needs the 'app' extra)")
+    app.add_argument("--host", default="127.0.0.1",
+                     help="address to serve on (default 127.0.0.1: this machine only)")
+    app.add_argument("--port", type=int, default=7860)
+    app.add_argument("--max-upload-mb", type=float, default=50.0)
+    app.add_argument("--models-dir", type=Path, default=Path("saved_models"),
+                     help="offer the run folders found here (default saved_models/)")
+    app.set_defaults(run=app_command)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     # TensorFlow's C++ start-up chatter (CUDA probes, CPU flags) is noise on a command line
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:
+        args = argparse.Namespace(run=train_command, train_args=argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.run(args)

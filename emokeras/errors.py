@@ -58,3 +58,11 @@ class ConfigError(EmokerasError, ValueError):
 
 class RunFolderError(EmokerasError):
     """A run folder lacks a file it should have (model, labels, config)."""
+
+
+class ExportExistsError(EmokerasError, FileExistsError):
+    """The export's target (a SavedModel version folder, a file) exists and holds something."""
+
+
+class ExportVerificationError(EmokerasError):
+    """An exported model does not compute what the Keras model computes."""

@@ -96,9 +96,10 @@ class EmotionModel:
     def predict(self, crops: Iterable[np.ndarray]) -> np.ndarray:
         """Probabilities (N, classes) for face crops of any size."""
         batch = np.stack([self.prepare(c) for c in crops])
-        # calling the model directly avoids predict()'s per-call setup, which dominates on
-        # the small batches a video gives
-        return np.asarray(self.model(batch, training=False))
+        # predict_on_batch runs a traced graph without predict()'s per-call setup (which
+        # dominates on the small batches a video gives); calling the model eagerly, op by op,
+        # measured 10x slower for one face
+        return np.asarray(self.model.predict_on_batch(batch))
 
 
 @dataclass(frozen=True, eq=False)
@@ -297,14 +298,15 @@ def predict_image(image, model=None, *, label_set: LabelSet | None = None,
         where = str(image) if isinstance(image, str | os.PathLike) else "the image"
         raise NoFaceFoundError(f"no face found in {where}")
     boxes = boxes if which == "all" else boxes[:1]
-    crops = [crop_face(rgb, box, size=_crop_size(emotion), margin=CROP_MARGIN) for box in boxes]
+    crops = [crop_face(rgb, box, size=crop_size_for(emotion), margin=CROP_MARGIN) for box in boxes]
     probs = _route(emotion, crops, _crop_sexes(emotion, crops, None))
     return [
         _image_prediction(p, box, emotion.label_set) for p, box in zip(probs, boxes, strict=True)
     ]
 
 
-def _crop_size(emotion: EmotionModel | SexRoutedModel) -> int:
+def crop_size_for(emotion: EmotionModel | SexRoutedModel) -> int:
+    """The side to cut face crops at for this model (the largest input of a routed pair)."""
     models = emotion.models.values() if isinstance(emotion, SexRoutedModel) else [emotion]
     return max(m.input_size for m in models)
 
@@ -370,7 +372,7 @@ def predict_video(
     if track:
         detector = FaceTracker(detector)
     faces = iter_face_crops(frames, detector,
-                            size=_crop_size(emotion), margin=CROP_MARGIN, which="largest")
+                            size=crop_size_for(emotion), margin=CROP_MARGIN, which="largest")
     probs = {key: [] for key in candidates}
     sex_probs, indices, stamps = [], [], []
     frames_read = without_face = 0

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ import tensorflow as tf
 from emokeras.datasets.sources import DataSplits, limit, load_splits
 from emokeras.errors import RunFolderError
 from emokeras.evaluation import evaluate_source
-from emokeras.fileio import write_csv_atomic, write_json_atomic
+from emokeras.fileio import atomic_path, write_csv_atomic, write_json_atomic
 from emokeras.labels import LabelSet
 from emokeras.models import build_model
 from emokeras.training import TrainConfig, fit
@@ -57,9 +56,8 @@ def save_model_atomic(model: keras.Model, path: Path) -> None:
     """
     inference = model.__class__.from_config(model.get_config())
     inference.set_weights(model.get_weights())
-    partial = path.with_name(f".{path.stem}.partial.keras")
-    inference.save(partial)
-    os.replace(partial, path)
+    with atomic_path(path) as partial:
+        inference.save(partial)
 
 
 def train_splits(

@@ -1,9 +1,12 @@
-"""The emokeras command: predict on files and folders (bad files reported), and the demo."""
+"""The emokeras command: predict (bad files reported and skipped), train, evaluate, demo."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import pytest
@@ -68,3 +71,21 @@ def test_demo_runs_the_bundled_model_on_the_example_clip(tmp_path, capsys):
     assert prediction["frames_classified"] == prediction["frames_read"] == 20
     assert cv2.imread(str(tmp_path / "demo_timeline.png")) is not None
     assert "timeline:" in capsys.readouterr().out
+
+
+def _console_script(*args: str) -> subprocess.CompletedProcess:
+    """Run the installed ``emokeras`` console script, as a user would."""
+    script = Path(sys.executable).with_name("emokeras")
+    assert script.is_file(), f"the console script is not installed next to {sys.executable}"
+    return subprocess.run([str(script), *args], capture_output=True, text=True, timeout=120)
+
+
+def test_console_script_has_train_and_evaluate(tmp_path, fer2013_subset):
+    listed = _console_script("--help")
+    assert listed.returncode == 0 and "train" in listed.stdout and "evaluate" in listed.stdout
+    train_help = _console_script("train", "--help")
+    assert train_help.returncode == 0
+    for flag in ("--data", "--backbone", "--phases", "--by-sex", "--distribute"):
+        assert flag in train_help.stdout, flag
+    missing = _console_script("evaluate", str(tmp_path), "--data", str(fer2013_subset))
+    assert missing.returncode == 2 and "model.keras" in missing.stderr

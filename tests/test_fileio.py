@@ -1,0 +1,36 @@
+"""Atomic writes: whole files or none, with ordinary permissions."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from emokeras.fileio import atomic_path, atomic_write, read_csv, write_csv_atomic
+
+
+def test_atomic_write_replaces_the_file_whole_with_ordinary_permissions(tmp_path):
+    target = tmp_path / "out" / "results.csv"
+    write_csv_atomic(target, ["a", "b"], [{"a": 1, "b": "x"}])
+    assert read_csv(target) == [{"a": "1", "b": "x"}]
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's owner-only 0600
+    assert os.listdir(target.parent) == ["results.csv"]  # no temporary file left behind
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    target = tmp_path / "notes.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_write(target) as handle:
+        handle.write("half of the new")
+        raise RuntimeError("killed mid-write")
+    assert target.read_text() == "old" and os.listdir(tmp_path) == ["notes.txt"]
+
+
+def test_atomic_path_keeps_the_suffix_for_writers_that_need_it(tmp_path):
+    target = tmp_path / "clip.mp4"
+    with atomic_path(target) as partial:
+        assert partial.parent == tmp_path and partial.suffix == ".mp4" and partial != target
+        partial.write_bytes(b"video")
+    assert target.read_bytes() == b"video" and os.listdir(tmp_path) == ["clip.mp4"]
