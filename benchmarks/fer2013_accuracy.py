@@ -14,7 +14,6 @@ FER_DIR and CK_DIR are the extracted tarballs from ../shared/data.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import keras
 import numpy as np
 
 from emokeras.datasets import load_ckplus, load_fer2013_folders
+from emokeras.datasets.ferplus import load_ferplus_votes, majority_labels
 from emokeras.evaluation import predict_source
 from emokeras.labels import CKPLUS, FER2013
 from emokeras.runs import load_run
@@ -32,9 +32,6 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 PEER = SHARED / "weights" / "fer2013_mini_XCEPTION.102-0.66.hdf5"
 FERPLUS = SHARED / "data" / "fer2013" / "ferplus_votes.csv"
-#: FER+ vote columns in FER2013's class names; contempt has no FER2013 class.
-FERPLUS_TO_FER = {"anger": "angry", "disgust": "disgust", "fear": "fear", "happiness": "happy",
-                  "sadness": "sad", "surprise": "surprise", "neutral": "neutral"}
 
 
 @dataclass(frozen=True)
@@ -58,25 +55,10 @@ def ferplus_majority(names: tuple[str, ...]) -> np.ndarray:
     """FER+ majority label (FER2013 index) per file name; -1 where there is none.
 
     None: no vote row, a tie for the most votes, a majority for contempt / unknown / not-a-face,
-    or a row FER+ flags as ambiguous.
+    or a row FER+ flags as ambiguous (``emokeras.datasets.ferplus.majority_labels``).
     """
-    votes = {}
-    with open(FERPLUS, newline="") as handle:
-        for row in csv.DictReader(handle):
-            votes[row["kaggle_jpg_name"]] = row
-    columns = [*FERPLUS_TO_FER, "contempt", "unknown", "NF"]
-    labels = []
-    for name in names:
-        row = votes.get(name)
-        if row is None or row["label_ambiguous"] == "1":
-            labels.append(-1)
-            continue
-        counts = np.array([int(row[c]) for c in columns])
-        top = np.flatnonzero(counts == counts.max())
-        winner = columns[top[0]]
-        labels.append(FER2013.index(FERPLUS_TO_FER[winner])
-                      if len(top) == 1 and winner in FERPLUS_TO_FER else -1)
-    return np.array(labels)
+    votes = load_ferplus_votes(FERPLUS)
+    return majority_labels(votes, votes.index_of_names(names))
 
 
 def score(scorer: Scorer, fer: dict, ck_faces: np.ndarray, ck_labels: np.ndarray) -> dict:

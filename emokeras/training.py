@@ -202,6 +202,30 @@ def learning_rate_for(phase: Phase, steps: int, config: TrainConfig):
     )
 
 
+@keras.saving.register_keras_serializable(package="emokeras")
+def top_label_accuracy(y_true, y_pred):
+    """Multi-label accuracy: 1 where the top-scored class is one of the item's positive labels."""
+    top = keras.ops.expand_dims(keras.ops.argmax(y_pred, axis=-1), -1)
+    hit = keras.ops.take_along_axis(y_true, top, axis=-1)[..., 0]
+    return keras.ops.cast(hit > 0.5, "float32")
+
+
+def loss_and_metrics(config: TrainConfig) -> tuple[keras.losses.Loss, list]:
+    """The loss and metrics of the config's head.
+
+    Softmax: categorical cross-entropy against one-hot labels or soft targets (vote
+    distributions); ``accuracy`` is argmax agreement with the (plurality) target. Sigmoid
+    (multi-label): binary cross-entropy against multi-hot targets; ``accuracy`` is
+    :func:`top_label_accuracy`. Both keep the config's label smoothing.
+    """
+    if config.head.activation == "sigmoid":
+        loss = keras.losses.BinaryCrossentropy(label_smoothing=config.label_smoothing)
+        return loss, [keras.metrics.MeanMetricWrapper(top_label_accuracy, name="accuracy")]
+    return keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing), [
+        "accuracy"
+    ]
+
+
 def compile_for_phase(
     model: keras.Model, phase: Phase, steps: int, config: TrainConfig, backbone_variables=()
 ) -> None:
@@ -211,11 +235,8 @@ def compile_for_phase(
         backbone_lr_multiplier=config.backbone_lr_multiplier,
     )
     optimizer.set_backbone_variables(backbone_variables)
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-        metrics=["accuracy"],
-    )
+    loss, metrics = loss_and_metrics(config)
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
 
 
 def make_callbacks(
@@ -330,9 +351,11 @@ def fit(
     """Fine-tune ``model`` (from :func:`emokeras.models.build_model`) phase by phase.
 
     ``train``/``val`` are ImageSets or ``(images, labels)`` arrays; images go in raw (0-255) at
-    the model's input size. With ``run_dir``, callbacks write there and a killed run resumes when
-    called again. Build and call under ``strategy`` to train on several devices.
-    ``extra_callbacks`` join every phase's stock callbacks.
+    the model's input size. Labels may also be float targets ``(N, classes)``: soft labels (vote
+    distributions) for a softmax head, multi-hot labels for a sigmoid head (``config.head``
+    says which; see :func:`loss_and_metrics`). With ``run_dir``, callbacks write there and a
+    killed run resumes when called again. Build and call under ``strategy`` to train on several
+    devices. ``extra_callbacks`` join every phase's stock callbacks.
     """
     run_dir = None if run_dir is None else Path(run_dir)
     if run_dir is not None:
@@ -342,6 +365,9 @@ def fit(
     data_args = {"num_classes": num_classes, "input_size": height, "channels": channels}
     if height != width:
         raise ConfigError(f"models must take square input, got {height}x{width}")
+    _check_head_matches(model, config)
+    if config.class_balance == "sampling" and labels_of(train).ndim == 2:
+        raise ConfigError("class_balance 'sampling' needs integer labels, not soft targets")
 
     balanced = config.class_balance == "sampling"
     train_ds = make_dataset(
@@ -352,7 +378,7 @@ def fit(
     steps = steps_per_epoch(len(labels_of(train)), config.batch_size)
     weights = None
     if config.class_balance == "inverse":
-        weights = class_weights(labels_of(train), num_classes)
+        weights = class_weights(_hard_labels(train), num_classes)
 
     state = _read_state(run_dir)
     done = state["completed_phases"]
@@ -398,6 +424,34 @@ def fit(
     return FitResult(tuple(history), ran, tuple(range(done)))
 
 
+def _hard_labels(source: Source) -> np.ndarray:
+    """Integer labels; for float targets (N, K), each item's top class."""
+    labels = labels_of(source)
+    return labels.argmax(axis=1) if labels.ndim == 2 else labels
+
+
+def _targets(source: Source, num_classes: int) -> np.ndarray:
+    """One-hot labels, or the source's own float targets (N, K)."""
+    labels = labels_of(source)
+    if labels.ndim == 2:
+        return labels.astype("float32")
+    return keras.utils.to_categorical(labels, num_classes)
+
+
+def _check_head_matches(model: keras.Model, config: TrainConfig) -> None:
+    """ConfigError when the model's output activation is not the one the config trains for."""
+    try:
+        activation = model.get_layer("probabilities").activation
+    except (ValueError, AttributeError):
+        return  # not a build_model model: nothing to check against
+    name = getattr(activation, "__name__", None)
+    if name in ("softmax", "sigmoid") and name != config.head.activation:
+        raise ConfigError(
+            f"the model's output activation is {name} but config.head.activation is "
+            f"{config.head.activation!r}: the loss would not match the head"
+        )
+
+
 def compute_features(
     extractor: keras.Model, source: Source, data_args: dict[str, int], batch_size: int
 ) -> np.ndarray:
@@ -421,8 +475,7 @@ def _fit_head_on_cached_features(
         for name, source in (("train", train), ("val", val))
     }
     one_hot = {
-        name: keras.utils.to_categorical(labels_of(source), num_classes)
-        for name, source in (("train", train), ("val", val))
+        name: _targets(source, num_classes) for name, source in (("train", train), ("val", val))
     }
     steps = steps_per_epoch(len(features["train"]), config.batch_size)
     with scope:

@@ -2,7 +2,9 @@
 
 Every dataset yields ``(images, labels)`` batches: images float32 ``(B, S, S, C)`` holding raw pixel
 values in [0, 255] (C = 1 gray or 3 RGB; models do their own preprocessing in-graph) and labels
-one-hot float32 ``(B, K)``, so label smoothing and MixUp work on them.
+one-hot float32 ``(B, K)``, so label smoothing and MixUp work on them. An ``(images, targets)``
+source whose targets are a float ``(N, K)`` array (soft labels such as FER+ vote distributions, or
+multi-hot labels) yields those targets as they are.
 
 Each image is decoded once, its channels converted, resized to ``S x S`` (bilinear, antialiased)
 and rounded to uint8, as :meth:`ImageSet.load_images` does; so the cache and the shuffle buffer
@@ -314,6 +316,8 @@ def make_dataset(
     input_size = int(input_size)
 
     items, labels, loader, description = _source_items(source, num_classes, channels, input_size)
+    if balanced and labels.ndim == 2:
+        raise ValueError("balanced=True needs one integer label per item, not soft targets")
     n = len(labels)
     size = min(shuffle_buffer, n)
 
@@ -372,6 +376,8 @@ def make_dataset(
         images = tf.cast(images, tf.float32)
         for layer in layers:
             images = layer(images, training=True)
+        if labels_batch.dtype.is_floating:  # soft or multi-hot targets, as given
+            return images, labels_batch
         return images, tf.one_hot(labels_batch, num_classes, dtype=tf.float32)
 
     dataset = dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
@@ -444,12 +450,15 @@ def _source_items(source, num_classes: int, channels: int, input_size: int):
             raise DatasetError(f"images must be (N, H, W) or (N, H, W, C), got {images.shape}")
         if len(images) == 0:
             raise DatasetError("the image array is empty: no images to make a dataset of")
-        if labels.shape != (len(images),):
+        if labels.ndim == 2:  # soft or multi-hot targets, one row per image
+            labels = _check_targets(labels, len(images), num_classes)
+        elif labels.shape != (len(images),):
             raise DatasetError(
                 f"labels must have shape ({len(images)},) for {len(images)} images, "
                 f"got {labels.shape}"
             )
-        labels = _check_labels(labels, num_classes, "labels")
+        else:
+            labels = _check_labels(labels, num_classes, "labels")
         if images.ndim == 3:
             images = images[..., np.newaxis]
 
@@ -560,6 +569,22 @@ def _check_labels(labels: np.ndarray, num_classes: int, what: str) -> np.ndarray
             f"0..{num_classes - 1} for num_classes={num_classes}"
         )
     return labels
+
+
+def _check_targets(targets: np.ndarray, count: int, num_classes: int) -> np.ndarray:
+    """Soft or multi-hot targets (count, num_classes) in [0, 1] as float32, else DatasetError."""
+    if targets.shape != (count, num_classes):
+        raise DatasetError(
+            f"targets must have shape ({count}, {num_classes}) for {count} images and "
+            f"{num_classes} classes, got {targets.shape}"
+        )
+    if not np.issubdtype(targets.dtype, np.floating):
+        raise DatasetError(f"targets must be floats in [0, 1], got dtype {targets.dtype}")
+    bad = ~np.isfinite(targets) | (targets < 0) | (targets > 1)
+    if np.any(bad):
+        row = int(np.flatnonzero(bad.any(axis=1))[0])
+        raise DatasetError(f"targets of item {row} are outside [0, 1]: {targets[row].tolist()}")
+    return targets.astype(np.float32, copy=False)
 
 
 def _check_files_exist(paths: Sequence[str]) -> None:

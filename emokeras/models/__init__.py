@@ -5,6 +5,7 @@ Importing this package registers emokeras' custom layers with Keras, so saved mo
 """
 
 from emokeras.models import layers  # noqa: F401  (registers the custom layers)
+from emokeras.models.architectures import ARCHITECTURES  # registers the from-scratch CNNs
 from emokeras.models.backbones import (
     BACKBONES,
     BackboneSpec,
@@ -24,6 +25,7 @@ from emokeras.models.heads import HeadConfig, build_head
 from emokeras.models.layers import BackboneTag, GrayscaleToRGB, VGGCaffePreprocessing
 
 __all__ = [
+    "ARCHITECTURES",
     "BACKBONES",
     "BackboneSpec",
     "BackboneTag",
