@@ -3,7 +3,7 @@
 The architectures of the comparison in ``benchmarks/compare_architectures.py`` (ViT-Tiny, the
 sixth, is the registry's ``vit_tiny``):
 
-- ``baseline_cnn``: three Conv-BN-ReLU-MaxPool layers (32/64/128 filters), average-pooled.
+- ``baseline_cnn``: three Conv-BN-ReLU-MaxPool layers (32/64/128 filters), flattened.
 - ``attention_cnn``: the same three layers, each followed by CBAM-style channel attention (a
   shared MLP over average- and max-pooled channels) and spatial attention (a 7x7 convolution over
   the channel mean and max).
@@ -15,6 +15,11 @@ sixth, is the registry's ``vit_tiny``):
 - ``region_ensemble``: three specialists on fixed regions of the aligned face (an eye band, the
   mouth, the whole face), cut out in the graph with ``Cropping2D``, each giving an embedding; an
   attention layer weights the three embeddings (softmax over regions) into one.
+
+The CNNs flatten their last map rather than average-pool it: three layers deep, their features
+say what is there but not where, and where (brows up, mouth corners down) is what an expression
+is; average-pooled, the baseline stayed at the majority class on 5000 FER2013 faces for four
+epochs, flattened it reached 37% on PublicTest.
 
 All train from scratch (``weights`` None, or a local ``.weights.h5`` file saved from the same
 architecture), take [0, 1]-scaled RGB (``Rescaling`` in the graph) and keep their BatchNorm
@@ -167,7 +172,7 @@ def _build_baseline_cnn(input_shape: tuple[int, int, int], weights: str | None) 
     for block, filters in enumerate((32, 64, 128), start=1):
         x = _conv_bn_relu(x, filters, f"block{block}")
         x = layers.MaxPooling2D(name=f"block{block}_pool")(x)
-    outputs = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    outputs = layers.Flatten(name="flatten")(x)
     return _finish(inputs, outputs, "baseline_cnn", weights)
 
 
@@ -178,7 +183,7 @@ def _build_attention_cnn(input_shape: tuple[int, int, int], weights: str | None)
         x = _conv_bn_relu(x, filters, f"block{block}")
         x = _cbam(x, f"block{block}")
         x = layers.MaxPooling2D(name=f"block{block}_pool")(x)
-    outputs = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    outputs = layers.Flatten(name="flatten")(x)
     return _finish(inputs, outputs, "attention_cnn", weights)
 
 
@@ -204,7 +209,7 @@ def _build_multiscale_cnn(input_shape: tuple[int, int, int], weights: str | None
         maps.append(x)
     x = layers.Concatenate(name="fusion_concat")(maps)
     x = _conv_bn_relu(x, 256, "fusion", kernel=1)
-    outputs = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    outputs = layers.Flatten(name="flatten")(x)
     return _finish(inputs, outputs, "multiscale_cnn", weights)
 
 
@@ -254,7 +259,7 @@ def _build_region_ensemble(input_shape: tuple[int, int, int], weights: str | Non
         for stage, filters in enumerate(stages, start=1):
             x = _conv_bn_relu(x, filters, f"{region}_stage{stage}")
             x = layers.MaxPooling2D(name=f"{region}_stage{stage}_pool")(x)
-        x = layers.GlobalAveragePooling2D(name=f"{region}_avg_pool")(x)
+        x = layers.Flatten(name=f"{region}_flatten")(x)
         x = layers.Dense(dim, activation="relu", name=f"{region}_embed")(x)
         embeddings.append(layers.Reshape((1, dim), name=f"{region}_item")(x))
     stacked = layers.Concatenate(axis=1, name="fusion_stack")(embeddings)
