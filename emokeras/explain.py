@@ -67,15 +67,11 @@ def _as_batch(model, image) -> np.ndarray:
         raise ConfigError(f"image must be (H, W) gray or (H, W, 3) RGB, got shape {image.shape}")
     if image.size == 0:
         raise ConfigError("image is empty")
+    from emokeras.inference import prepare_crop
+
     _, size, _, channels = model.input_shape
-    face = resize(image.astype(np.float32) if image.dtype != np.uint8 else image, int(size))
-    if channels == 1 and face.ndim == 3:
-        face = cv2.cvtColor(face, cv2.COLOR_RGB2GRAY)
-    if channels == 3 and face.ndim == 2:
-        face = np.repeat(face[..., None], 3, axis=-1)
-    if face.ndim == 2:
-        face = face[..., None]
-    return face[None].astype(np.float32)
+    face = image.astype(np.float32) if image.dtype != np.uint8 else image
+    return prepare_crop(face, int(size), int(channels))[np.newaxis]
 
 
 def _parts(model):
@@ -297,16 +293,11 @@ def save_explanation(
 
 def _pick_model(emotion, crop: np.ndarray, sex: str | None):
     """The EmotionModel to explain: the model itself, or a sex-routed model's model for the
-    face's sex (given, else classified)."""
-    from emokeras.inference import SexRoutedModel
+    face's sex (given, else classified), as inference routes it."""
+    from emokeras.inference import _crop_sexes
 
-    if not isinstance(emotion, SexRoutedModel):
-        return emotion
-    from emokeras.gender import SEXES, default_sex_classifier
-
-    if sex not in SEXES:
-        sex = SEXES[int(default_sex_classifier().predict([crop]).argmax(axis=1)[0])]
-    return emotion.models[sex]
+    sexes = _crop_sexes(emotion, [crop], sex)
+    return emotion if sexes is None else emotion.models[sexes[0]]
 
 
 def _largest_face(rgb: np.ndarray, size: int, what: str, detector=None) -> np.ndarray:
@@ -329,12 +320,11 @@ def explain_file(
     ``VideoPrediction`` as ``video``; the sampled frame with the highest probability for the
     video's label is read again, its largest face cropped and explained for that label.
     """
-    from emokeras.inference import SexRoutedModel, resolve_model
+    from emokeras.inference import crop_size_for, resolve_model
 
     emotion = resolve_model(model)
     path = Path(path)
-    models = emotion.models.values() if isinstance(emotion, SexRoutedModel) else [emotion]
-    size = max(m.input_size for m in models)  # crops as inference makes them
+    size = crop_size_for(emotion)  # crops as inference makes them
     class_index = None
     sex = None
     if video is None:

@@ -38,6 +38,19 @@ DEFAULT_TARGET_FPS = 10.0
 CROP_MARGIN = 0.2
 
 
+def prepare_crop(crop: np.ndarray, input_size: int, channels: int) -> np.ndarray:
+    """A face crop (RGB or gray, any size) as a model with this input takes it: resized,
+    converted to its channels, float32 0-255, (input_size, input_size, channels)."""
+    crop = resize(crop, input_size)
+    if crop.ndim == 2:
+        crop = crop[..., np.newaxis]
+    if channels == 1 and crop.shape[-1] == 3:
+        crop = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)[..., np.newaxis]
+    elif channels == 3 and crop.shape[-1] == 1:
+        crop = np.repeat(crop, 3, axis=-1)
+    return crop.astype(np.float32)
+
+
 @dataclass(frozen=True, eq=False)
 class EmotionModel:
     """A Keras classifier (raw pixels in, probabilities out) with the label set of its outputs."""
@@ -84,14 +97,7 @@ class EmotionModel:
 
     def prepare(self, crop: np.ndarray) -> np.ndarray:
         """An RGB (or gray) uint8 crop as the model takes it: its size, its channels, float32."""
-        crop = resize(crop, self.input_size)
-        if crop.ndim == 2:
-            crop = crop[..., np.newaxis]
-        if self.channels == 1 and crop.shape[-1] == 3:
-            crop = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)[..., np.newaxis]
-        elif self.channels == 3 and crop.shape[-1] == 1:
-            crop = np.repeat(crop, 3, axis=-1)
-        return crop.astype(np.float32)
+        return prepare_crop(crop, self.input_size, self.channels)
 
     def predict(self, crops: Iterable[np.ndarray]) -> np.ndarray:
         """Probabilities (N, classes) for face crops of any size."""

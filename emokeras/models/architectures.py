@@ -272,7 +272,7 @@ def _build_region_ensemble(input_shape: tuple[int, int, int], weights: str | Non
 for _spec in (
     BackboneSpec(
         name="baseline_cnn",
-        description="3 Conv-BN-ReLU-MaxPool layers (32/64/128), from scratch, 128 features",
+        description="3 Conv-BN-ReLU-MaxPool layers (32/64/128), from scratch, last map flattened",
         build=_build_baseline_cnn,
         preprocessing=_unit_scale,
         default_input_size=48,
@@ -284,7 +284,7 @@ for _spec in (
         name="attention_cnn",
         description=(
             "the baseline's 3 layers, each with channel + spatial (CBAM) attention, from scratch, "
-            "128 features"
+            "its last map flattened"
         ),
         build=_build_attention_cnn,
         preprocessing=_unit_scale,
@@ -297,7 +297,7 @@ for _spec in (
         name="multiscale_cnn",
         description=(
             "branches at 1/2, 1 and 2 times the input side (24/48/96 px at 48) fused on a common "
-            "S/8 grid by a 1x1 convolution, from scratch, 256 features"
+            "S/8 grid by a 1x1 convolution, from scratch, the fused map flattened"
         ),
         build=_build_multiscale_cnn,
         preprocessing=_unit_scale,
