@@ -13,9 +13,13 @@ from typing import IO
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A temporary path beside ``path`` (same suffix) for a writer that wants a file name
-    (OpenCV's VideoWriter, Keras' save); on success it is renamed over ``path``.
+def atomic_path(path: str | Path, *, keep_suffix: bool = False) -> Iterator[Path]:
+    """A temporary path beside ``path`` for a writer that wants a file name (OpenCV's
+    VideoWriter, Keras' save); on success it is renamed over ``path``.
+
+    The temporary name is hidden and ends in ``.partial``, so a kill mid-write leaves nothing a
+    ``*.csv``-style glob would pick up. Writers that pick their format from the suffix pass
+    ``keep_suffix=True`` (the name then ends in ``.partial<suffix>``).
 
     The rename is atomic on POSIX, so readers see either the old file or the whole new one. On an
     exception the temporary file is removed and ``path`` is left as it was. The file gets the
@@ -23,8 +27,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}",
-                                dir=path.parent)
+    suffix = ".partial" + (path.suffix if keep_suffix else "")
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:
@@ -36,6 +40,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def remove_partials(folder: str | Path) -> int:
+    """Delete the temporary files that killed :func:`atomic_path` writes left in ``folder``;
+    return how many there were. Call it only when no writer is running there."""
+    stale = [p for p in Path(folder).glob(".*.partial*") if p.is_file()]
+    for path in stale:
+        path.unlink()
+    return len(stale)
 
 
 @contextlib.contextmanager

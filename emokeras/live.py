@@ -426,7 +426,7 @@ def _video_writer(path: Path, fps: float, size: tuple[int, int]) -> Iterator[cv2
     if suffix not in FOURCC:
         raise ConfigError(f"cannot write {str(path)!r}: the annotated video must end in one of "
                           f"{sorted(FOURCC)}")
-    with atomic_path(path) as tmp:
+    with atomic_path(path, keep_suffix=True) as tmp:
         writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*FOURCC[suffix]), fps, size)
         try:
             if not writer.isOpened():

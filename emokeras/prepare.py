@@ -30,7 +30,7 @@ import numpy as np
 from emokeras.datasets import parse_ravdess_name, subject_split
 from emokeras.errors import DatasetError, EmokerasError
 from emokeras.faces import FaceDetector, HaarFaceDetector, MtcnnFaceDetector, iter_face_crops
-from emokeras.fileio import atomic_write, read_csv, write_csv_atomic
+from emokeras.fileio import atomic_write, read_csv, remove_partials, write_csv_atomic
 from emokeras.video import iter_frames
 
 log = logging.getLogger(__name__)
@@ -152,6 +152,9 @@ def prepare_video(
     except DatasetError as error:
         return failed("bad_name", error)
 
+    # Start the video afresh: a killed earlier run may have left some of its crops (and a
+    # temporary file) behind.
+    shutil.rmtree(out_dir / "crops" / video_id, ignore_errors=True)
     rows: list[dict[str, str]] = []
     num_frames = num_faces = 0
     try:
@@ -197,6 +200,8 @@ def prepare_videos(
     """
     root, out_dir = Path(root), Path(out_dir)
     detector = detector or make_detector(config.detector)
+    if (out_dir / "parts").is_dir():
+        remove_partials(out_dir / "parts")
     for path in videos:
         video_id = video_id_for(Path(path), root)
         part = out_dir / "parts" / f"{video_id}.csv"
@@ -232,7 +237,9 @@ def _assign_splits(rows: list[dict[str, str]], config: PrepareConfig) -> None:
 def write_manifest(out_dir: str | Path, config: PrepareConfig = PrepareConfig()) -> Path:
     """Gather every finished video's rows into ``manifest.csv`` with a split column, atomically."""
     out_dir = Path(out_dir)
-    rows = [row for part in sorted((out_dir / "parts").glob("*.csv")) for row in read_csv(part)]
+    # Hidden names are temporary files a killed run left behind, never finished parts.
+    parts = sorted(p for p in (out_dir / "parts").glob("*.csv") if not p.name.startswith("."))
+    rows = [row for part in parts for row in read_csv(part)]
     _assign_splits(rows, config)
     manifest = out_dir / "manifest.csv"
     write_csv_atomic(manifest, MANIFEST_FIELDS, rows)

@@ -56,7 +56,7 @@ def save_model_atomic(model: keras.Model, path: Path) -> None:
     """
     inference = model.__class__.from_config(model.get_config())
     inference.set_weights(model.get_weights())
-    with atomic_path(path) as partial:
+    with atomic_path(path, keep_suffix=True) as partial:
         inference.save(partial)
 
 

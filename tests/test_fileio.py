@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from emokeras.fileio import atomic_path, atomic_write, read_csv, write_csv_atomic
+from emokeras.fileio import atomic_path, atomic_write, read_csv, remove_partials, write_csv_atomic
 
 
 def test_atomic_write_replaces_the_file_whole_with_ordinary_permissions(tmp_path):
@@ -30,7 +30,24 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
 
 def test_atomic_path_keeps_the_suffix_for_writers_that_need_it(tmp_path):
     target = tmp_path / "clip.mp4"
-    with atomic_path(target) as partial:
+    with atomic_path(target, keep_suffix=True) as partial:
         assert partial.parent == tmp_path and partial.suffix == ".mp4" and partial != target
         partial.write_bytes(b"video")
     assert target.read_bytes() == b"video" and os.listdir(tmp_path) == ["clip.mp4"]
+
+
+def test_a_temporary_file_never_matches_the_targets_suffix(tmp_path):
+    # A kill mid-write leaves the temporary behind; a "*.csv" glob must not take it for a result.
+    with atomic_path(tmp_path / "part.csv") as partial:
+        assert partial.name.startswith(".") and partial.suffix == ".partial"
+        assert not list(tmp_path.glob("*.csv"))
+        partial.write_text("a,b\n")
+    assert (tmp_path / "part.csv").read_text() == "a,b\n"
+
+
+def test_remove_partials_sweeps_only_what_a_killed_write_left(tmp_path):
+    (tmp_path / "kept.csv").write_text("done")
+    (tmp_path / ".left.k2j4x.partial").write_text("half")  # the name atomic_path gives
+    (tmp_path / ".clip.p9q1z.partial.mp4").write_text("half")
+    assert remove_partials(tmp_path) == 2
+    assert os.listdir(tmp_path) == ["kept.csv"]

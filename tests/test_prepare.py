@@ -90,11 +90,14 @@ def test_a_killed_run_resumes_without_half_written_files(ravdess_tree, tmp_path)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while not list((out / "parts").glob("*.csv")) and time.monotonic() < deadline:
+    def finished_parts():  # hidden names are temporaries still being written
+        return {p.stem for p in (out / "parts").glob("*.csv") if not p.name.startswith(".")}
+
+    while not finished_parts() and time.monotonic() < deadline:
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    done_before = {p.stem for p in (out / "parts").glob("*.csv")}
+    done_before = finished_parts()
     assert 1 <= len(done_before) < 4, "the kill should land mid-run"
 
     finished = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
@@ -102,7 +105,7 @@ def test_a_killed_run_resumes_without_half_written_files(ravdess_tree, tmp_path)
     assert f"{len(done_before)} skipped" in finished.stdout
     rows = read_csv(out / "manifest.csv")
     assert len({r["video_id"] for r in rows}) == 4
-    assert not list(out.rglob("*.tmp")), "a temporary file was left behind"
+    assert not list(out.rglob("*.partial*")), "a temporary file was left behind"
     for row in rows:
         if row["status"] == "ok":
             assert cv2.imread(str(out / row["crop_path"])) is not None
