@@ -56,6 +56,17 @@ def test_hog_classifier_round_trips_through_save_and_load(classifier, faces, tmp
     assert loaded.label_set is FER2013 and loaded.best_params_ == model.best_params_
 
 
+def test_the_grid_search_runs_on_a_subsample_and_the_final_fit_on_everything(faces, caplog):
+    train_images, train_labels, _ = faces
+    caplog.set_level("INFO", logger="emokeras.features")
+    model = FeatureClassifier("hog", "logreg", search_size=42).fit(train_images, train_labels)
+    assert "on 42 items" in caplog.text
+    scaler = model._check_fitted().pipeline.named_steps["scale"]
+    assert scaler.n_samples_seen_ == len(train_labels) > 42
+    with pytest.raises(ConfigError, match="search_size"):
+        FeatureClassifier("hog", "svm", search_size=1)
+
+
 def test_gradient_boosting_without_a_grid(faces, tmp_path):
     train_images, train_labels, test_images = faces
     model = FeatureClassifier("hog", "gboost").fit(train_images[::2], train_labels[::2])
