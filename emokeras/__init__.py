@@ -5,10 +5,14 @@ TensorFlow; modules that need it import it when used.
 """
 
 from emokeras.aggregation import Aggregate, aggregate
+from emokeras.audio import SpectrogramConfig, audio_spectrogram, load_audio
+from emokeras.audio_inference import AudioEmotionModel, AudioPrediction, fuse, predict_audio
 from emokeras.errors import (
+    AudioReadError,
     DatasetError,
     EmokerasError,
     ImageReadError,
+    NoAudioError,
     NoFaceFoundError,
     RavdessNameError,
     VideoReadError,
@@ -37,13 +41,23 @@ from emokeras.inference import (
     predict_image,
     predict_video,
 )
-from emokeras.labels import CKPLUS, FER2013, RAVDESS, LabelSet, get_label_set
+from emokeras.labels import CKPLUS, FER2013, RAVDESS, SPEECH5, LabelSet, get_label_set
 from emokeras.video import Frame, VideoInfo, iter_frames, probe_video
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Aggregate",
+    "AudioEmotionModel",
+    "AudioPrediction",
+    "AudioReadError",
+    "NoAudioError",
+    "SPEECH5",
+    "SpectrogramConfig",
+    "audio_spectrogram",
+    "fuse",
+    "load_audio",
+    "predict_audio",
     "EmotionModel",
     "ImagePrediction",
     "SexRoutedModel",

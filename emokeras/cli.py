@@ -1,7 +1,8 @@
 """The ``emokeras`` command.
 
     emokeras predict clip.mp4 photo.jpg folder/ [--model RUN] [--output results.csv] [--plot DIR]
-        [--explain DIR]
+        [--explain DIR] [--audio-model AUDIO_RUN [--audio-weight 0.3]]
+    emokeras spectrograms RAVDESS_DIR speech.npz [--labels speech5] [--duration 3] [--mel-bins 128]
     emokeras demo [--out DIR]
     emokeras export [RUN_DIR] --out DIR [--formats savedmodel,onnx,tflite]
                     [--quantize none,dynamic,int8] [--representative FACES_DIR]
@@ -49,11 +50,17 @@ run folder.
 
 RESULT_FIELDS = ("path", "kind", "status", "label", "emoji", "confidence", "frames_read",
                  "frames_without_face", "error")
+#: CSV columns of a run with --audio-model: the face-only and audio-only labels beside the fused
+AUDIO_FIELDS = ("face_label", "face_confidence", "audio_label", "audio_confidence",
+                "audio_weight", "audio_error")
+#: Files predict labels by their sound alone (they need --audio-model)
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".m4a", ".ogg")
 
 
-def _media_files(paths: list[Path]) -> list[Path]:
-    """The given files, and the videos and images below the given folders, sorted."""
-    wanted = {*VIDEO_EXTENSIONS, *IMAGE_EXTENSIONS}
+def _media_files(paths: list[Path], audio: bool = False) -> list[Path]:
+    """The given files, and the videos and images (and with ``audio`` the audio files) below the
+    given folders, sorted."""
+    wanted = {*VIDEO_EXTENSIONS, *IMAGE_EXTENSIONS, *(AUDIO_EXTENSIONS if audio else ())}
     files = []
     for path in paths:
         if path.is_dir():
@@ -64,9 +71,44 @@ def _media_files(paths: list[Path]) -> list[Path]:
     return files
 
 
-def _predict_one(path: Path, model, args) -> tuple[dict, object | None]:
+def _scores(names, scores) -> dict[str, float]:
+    return {name: round(float(score), 4) for name, score in zip(names, scores, strict=True)}
+
+
+def _predict_audio_file(path: Path, audio_model) -> dict:
+    from emokeras.audio_inference import predict_audio
+    from emokeras.errors import ConfigError
+
+    if audio_model is None:
+        raise ConfigError(f"{str(path)!r} is an audio file: predicting it needs --audio-model")
+    heard = predict_audio(path, audio_model)
+    return {"kind": "audio", "label": heard.label, "emoji": heard.emoji,
+            "confidence": round(heard.confidence, 4), "audio_label": heard.label,
+            "audio_confidence": round(heard.confidence, 4),
+            "audio_scores": _scores(heard.class_names, heard.scores)}
+
+
+def _fusion_fields(video) -> dict:
+    """The face-only and audio-only results of a fused video prediction, as result columns."""
+    face_index = int(video.face_scores.argmax())
+    row = {"face_label": video.class_names[face_index],
+           "face_confidence": round(float(video.face_scores[face_index]), 4),
+           "face_scores": _scores(video.class_names, video.face_scores),
+           "scores": _scores(video.class_names, video.scores)}
+    if video.audio_error is not None:
+        return {**row, "audio_error": video.audio_error}
+    audio_index = int(video.audio_scores.argmax())
+    return {**row, "audio_label": video.audio_class_names[audio_index],
+            "audio_confidence": round(float(video.audio_scores[audio_index]), 4),
+            "audio_scores": _scores(video.audio_class_names, video.audio_scores),
+            "audio_weight": video.audio_weight}
+
+
+def _predict_one(path: Path, model, args, audio_model=None) -> tuple[dict, object | None]:
     from emokeras.inference import predict_image, predict_video
 
+    if path.suffix.lower() in AUDIO_EXTENSIONS:
+        return _predict_audio_file(path, audio_model), None
     if path.suffix.lower() in IMAGE_EXTENSIONS:
         face = predict_image(path, model)[0]
         row = {"kind": "image", "label": face.label, "emoji": face.emoji,
@@ -76,10 +118,12 @@ def _predict_one(path: Path, model, args) -> tuple[dict, object | None]:
         {"frame_step": args.frame_step} if args.frame_step else {"target_fps": args.target_fps}
     )
     video = predict_video(path, model, aggregate=args.aggregate, max_frames=args.max_frames,
-                          **sampling)
+                          audio_model=audio_model, audio_weight=args.audio_weight, **sampling)
     row = {"kind": "video", "label": video.label, "emoji": video.emoji,
            "confidence": round(video.confidence, 4), "frames_read": video.frames_read,
            "frames_without_face": video.frames_without_face}
+    if video.face_scores is not None:
+        row.update(_fusion_fields(video))
     return row, video
 
 
@@ -100,7 +144,9 @@ def _write_results(path: Path, rows: list[dict]) -> None:
             json.dump(rows, handle, indent=2, ensure_ascii=False)
             handle.write("\n")
     else:
-        write_csv_atomic(path, RESULT_FIELDS, rows)
+        # the audio columns only when some file has them; the per-class score dicts are JSON's
+        fields = RESULT_FIELDS + tuple(f for f in AUDIO_FIELDS if any(f in row for row in rows))
+        write_csv_atomic(path, fields, ({f: row.get(f, "") for f in fields} for row in rows))
 
 
 def predict_command(args) -> int:
@@ -108,14 +154,20 @@ def predict_command(args) -> int:
     from emokeras.plots import plot_timeline
 
     model = resolve_model(args.model)
-    files = _media_files(args.paths)
+    audio_model = None
+    if args.audio_model is not None:
+        from emokeras.audio_inference import AudioEmotionModel, check_weight
+
+        check_weight(args.audio_weight)
+        audio_model = AudioEmotionModel.load(args.audio_model)
+    files = _media_files(args.paths, audio=audio_model is not None)
     if not files:
         print("error: no videos or images found", file=sys.stderr)
         return 2
     rows, failed = [], 0
     for path in tqdm(files, unit="file", desc="predict", disable=len(files) == 1):
         try:
-            row, video = _predict_one(path, model, args)
+            row, video = _predict_one(path, model, args, audio_model)
             if video is not None and args.plot:
                 plot_timeline(video, args.plot / f"{path.stem}_timeline.png")
             rows.append({"path": str(path), "status": "ok", **row})
@@ -124,13 +176,20 @@ def predict_command(args) -> int:
             rows.append({"path": str(path), "status": "failed", "error": str(error)})
             tqdm.write(f"failed: {path}: {error}")
             continue
-        if args.explain:
+        if args.explain and row["kind"] != "audio":  # Grad-CAM is of faces
             _explain_one(path, model, args.explain, video)
     if args.output:
         _write_results(args.output, rows)
     for row in rows:
         if row["status"] == "ok":
-            print(f"{row['path']}: {row['label']} {row['emoji']} ({row['confidence']:.0%})")
+            parts = [f"face {row['face_label']}"] if "face_label" in row else []
+            if "audio_label" in row and row["kind"] != "audio":
+                parts.append(f"voice {row['audio_label']}")
+            if "audio_error" in row:
+                parts.append("no usable audio")
+            detail = f" [{', '.join(parts)}]" if parts else ""
+            print(f"{row['path']}: {row['label']} {row['emoji']} ({row['confidence']:.0%})"
+                  f"{detail}")
     print(f"{len(rows) - failed} of {len(rows)} files predicted"
           + (f", {failed} failed (see above)" if failed else ""))
     return 1 if failed == len(rows) else 0
@@ -150,6 +209,30 @@ def demo_command(args) -> int:
     print(f"{clip.name}: {prediction.label} {prediction.emoji} ({prediction.confidence:.0%}) "
           f"from {prediction.num_frames} of {prediction.frames_read} frames")
     print(f"timeline: {timeline}")
+    return 0
+
+
+def spectrograms_command(args) -> int:
+    """Spectrogram images of RAVDESS-named audio or video files, as an .npz to train on."""
+    from emokeras.audio import SpectrogramConfig
+    from emokeras.datasets.spectrograms import audio_spectrogram_set, save_spectrogram_npz
+
+    config = SpectrogramConfig(duration=args.duration, num_mel_bins=args.mel_bins)
+    source = args.src if args.src.is_dir() else [args.src]
+    spec_set, failures = audio_spectrogram_set(source, config, get_label_set(args.labels),
+                                               progress=True)
+    for path, reason in failures:  # a bad file is reported and the others carry on
+        print(f"failed: {path}: {reason}")
+    if not len(spec_set):
+        print(f"error: no spectrogram made from {args.src} ({len(failures)} failed), nothing "
+              "written", file=sys.stderr)
+        return 1
+    save_spectrogram_npz(args.out, spec_set)
+    counts = ", ".join(f"{name} {n}" for name, n in spec_set.class_counts().items())
+    speakers = len(set(spec_set.subjects or ()))
+    print(f"{args.out}: {len(spec_set)} spectrograms {config.image_shape[0]}x"
+          f"{config.image_shape[1]} of {speakers} speakers ({counts})"
+          + (f", {len(failures)} failed (see above)" if failures else ""))
     return 0
 
 
@@ -298,6 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--explain", type=Path, metavar="DIR",
                          help="write a Grad-CAM / attention-rollout overlay PNG per file here "
                               "(a video: its most confident frame)")
+    predict.add_argument("--audio-model", type=Path, metavar="RUN_DIR",
+                         help="an audio run folder (trained on 'emokeras spectrograms' output): "
+                              "fuse each video's speech with its faces; audio files "
+                              f"({', '.join(AUDIO_EXTENSIONS)}) are labelled by their sound alone")
+    predict.add_argument("--audio-weight", type=float, default=0.3, metavar="W",
+                         help="weight of the audio in the fusion, 0 to 1 (default 0.3)")
     predict.set_defaults(run=predict_command)
 
     # Listed for --help only: main() hands everything after "train" to train_parser(), whose
@@ -334,6 +423,25 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the SavedModel's version folder (default 1)")
     export.add_argument("--overwrite", action="store_true", help="replace earlier exports")
     export.set_defaults(run=export_command)
+
+    spectrograms = commands.add_parser(
+        "spectrograms", help="spectrogram images of RAVDESS-named audio/video files, as .npz",
+        description="Spectrogram images of the speech in RAVDESS-named audio or video files "
+                    "(labels from the names' emotion codes), written as an .npz that "
+                    "'emokeras train --data' reads. Files of emotions outside the label set and "
+                    "RAVDESS video-only files are skipped; unreadable files are reported.")
+    spectrograms.add_argument("src", type=Path, metavar="SRC",
+                              help="a folder (searched recursively) or one file")
+    spectrograms.add_argument("out", type=Path, metavar="OUT.npz")
+    spectrograms.add_argument("--labels", choices=["ravdess", "speech5"], default="speech5",
+                              help="ravdess: all 8 emotions; speech5 (default): neutral, "
+                                   "fearful, happy, sad, surprised")
+    spectrograms.add_argument("--duration", type=float, default=3.0,
+                              help="seconds of audio per image, centre-cropped or padded "
+                                   "(default 3.0)")
+    spectrograms.add_argument("--mel-bins", type=int, default=128,
+                              help="mel bands: the image height (default 128; 0: linear STFT)")
+    spectrograms.set_defaults(run=spectrograms_command)
 
     live = commands.add_parser("live", help="label every face of a camera or video, live")
     live.add_argument("--source", default="0", help="a camera index (default 0) or a video file")

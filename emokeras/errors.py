@@ -66,3 +66,20 @@ class ExportExistsError(EmokerasError, FileExistsError):
 
 class ExportVerificationError(EmokerasError):
     """An exported model does not compute what the Keras model computes."""
+
+
+class NoAudioError(EmokerasError):
+    """A media file opens but has no audio stream (a silent video, a video-only RAVDESS file)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        super().__init__(f"{self.path!r} has no audio stream")
+
+
+class AudioReadError(EmokerasError):
+    """An audio or video file is missing, cannot be opened, or its audio cannot be decoded."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"cannot read audio from {self.path!r}: {reason}")

@@ -242,6 +242,16 @@ class VideoPrediction:
     frames_without_face: int
     #: "female" / "male": given by the caller, or detected (the majority over the frames)
     sex: str | None = None
+    #: With an audio model (late fusion): the face-only distribution over ``class_names``; then
+    #: ``scores`` and the label are the fused ones (or the face's, when the audio is unavailable)
+    face_scores: np.ndarray | None = None
+    #: the audio model's distribution over its own classes, ``audio_class_names``
+    audio_scores: np.ndarray | None = None
+    audio_class_names: tuple[str, ...] | None = None
+    #: the weight of the audio in the fusion (None when no fusion happened)
+    audio_weight: float | None = None
+    #: why an audio model was given but not used (no audio stream, undecodable audio)
+    audio_error: str | None = None
 
     @property
     def num_frames(self) -> int:
@@ -249,13 +259,24 @@ class VideoPrediction:
         return len(self.frame_indices)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "path": self.path, "label": self.label, "label_index": self.label_index,
             "emoji": self.emoji, "confidence": self.confidence, "aggregate": self.aggregate,
             "scores": dict(zip(self.class_names, map(float, self.scores), strict=True)),
             "frames_read": self.frames_read, "frames_without_face": self.frames_without_face,
             "frames_classified": self.num_frames, "sex": self.sex,
         }
+        if self.face_scores is not None:
+            data["face_scores"] = dict(zip(self.class_names, map(float, self.face_scores),
+                                           strict=True))
+        if self.audio_scores is not None:
+            data["audio_scores"] = dict(zip(self.audio_class_names,
+                                            map(float, self.audio_scores), strict=True))
+        if self.audio_weight is not None:
+            data["audio_weight"] = self.audio_weight
+        if self.audio_error is not None:
+            data["audio_error"] = self.audio_error
+        return data
 
 
 def _image_prediction(
@@ -342,6 +363,8 @@ def predict_video(
     sex: str | None = None,
     sex_classifier=None,
     track: bool = True,
+    audio_model=None,
+    audio_weight: float = 0.3,
 ) -> VideoPrediction:
     """One emotion label for a video, from the faces in its sampled frames.
 
@@ -354,11 +377,25 @@ def predict_video(
     searching every whole frame, which is several times faster on HD video. A video that
     cannot be read raises ``VideoReadError``; one with no face in any sampled frame
     ``NoFaceFoundError``.
+
+    ``audio_model`` (an :class:`~emokeras.audio_inference.AudioEmotionModel` or its run folder)
+    adds the speech of the same file by late fusion (:func:`~emokeras.audio_inference.fuse`,
+    ``audio_weight`` in [0, 1]): the face aggregate as a distribution (``sum``: the mean of the
+    frames' probabilities; ``vote``: each class's share of the frames' votes; ``mean_logits``:
+    the normalised geometric mean) is mixed with the audio's, and the label comes from the
+    mix. A file without usable audio keeps the face label and says why in ``audio_error``.
     """
     from emokeras.gender import SEXES, default_sex_classifier, majority_sex
 
     if sex not in (None, "detect", *SEXES):
         raise ConfigError(f"sex must be None, 'detect', 'female' or 'male', got {sex!r}")
+    audio = None
+    if audio_model is not None:
+        # resolved before the video is decoded, so a bad folder or weight fails at once
+        from emokeras.audio_inference import check_weight, resolve_audio_model
+
+        audio_weight = check_weight(audio_weight)
+        audio = resolve_audio_model(audio_model)
     emotion = resolve_model(model, label_set)
     routed = isinstance(emotion, SexRoutedModel)
     if routed and sex is None:
@@ -402,13 +439,42 @@ def predict_video(
     frame_probs = np.concatenate(probs[chosen])
     decision = aggregation.aggregate(frame_probs, aggregate)
     labels = candidates[chosen].label_set
-    log.info("%s: %s (%.2f) from %d of %d frames", path, labels.classes[decision.label_index],
-             decision.confidence, len(indices), frames_read)
+    scores, label_index, confidence = decision.scores, decision.label_index, decision.confidence
+    fusion: dict[str, Any] = {}
+    if audio is not None:
+        fusion = _fuse_audio(path, audio, audio_weight, decision.scores, labels)
+        scores = fusion.pop("scores")
+        if "audio_error" not in fusion:  # else the face's label stands, with its tie-breaking
+            label_index = int(np.argmax(scores))
+            confidence = float(scores[label_index])
+    log.info("%s: %s (%.2f) from %d of %d frames", path, labels.classes[label_index],
+             confidence, len(indices), frames_read)
     return VideoPrediction(
-        path=str(path), label=labels.classes[decision.label_index],
-        label_index=decision.label_index, emoji=labels.emoji(decision.label_index),
-        scores=decision.scores, confidence=decision.confidence, aggregate=aggregate,
+        path=str(path), label=labels.classes[label_index],
+        label_index=label_index, emoji=labels.emoji(label_index),
+        scores=scores, confidence=confidence, aggregate=aggregate,
         class_names=labels.classes, frame_probs=frame_probs, frame_indices=np.array(indices),
         timestamps=np.array(stamps), frames_read=frames_read, frames_without_face=without_face,
-        sex=video_sex,
+        sex=video_sex, **fusion,
     )
+
+
+def _fuse_audio(path, audio, weight: float, face_aggregate: np.ndarray,
+                labels: LabelSet) -> dict[str, Any]:
+    """The fused scores and the VideoPrediction fields that record the fusion; the face's
+    scores, and why, when the file's audio cannot be used."""
+    from emokeras.audio_inference import fuse, predict_audio
+    from emokeras.errors import AudioReadError, NoAudioError
+
+    # every aggregate already sums to 1; dividing again guards the fusion's input all the same
+    face = np.asarray(face_aggregate, dtype=np.float64)
+    face = face / face.sum()
+    try:
+        heard = predict_audio(path, audio)
+    except (NoAudioError, AudioReadError) as error:
+        # the faces were seen: a silent or undecodable soundtrack should not lose that label
+        log.warning("%s: audio not used, the label is the face's: %s", path, error)
+        return {"scores": face, "face_scores": face, "audio_error": str(error)}
+    fused = fuse(face, labels, heard.scores, audio.label_set, weight)
+    return {"scores": fused, "face_scores": face, "audio_scores": heard.scores,
+            "audio_class_names": heard.class_names, "audio_weight": weight}

@@ -55,8 +55,10 @@ class LabelSet:
         """Index of a class, by its own name or its canonical emotion (case-insensitive)."""
         key = class_name.strip().lower()
         for names in (self.classes, self.canonical):
-            if key in names:
-                return names.index(key)
+            # Lower-cased both sides: SPEECH5's own names are capitalised ("N", "Sad").
+            lowered = [name.lower() for name in names]
+            if key in lowered:
+                return lowered.index(key)
         raise UnknownLabelError(
             f"{class_name!r} is not a class of label set {self.name!r}; "
             f"classes are {list(self.classes)}"
@@ -100,11 +102,18 @@ CKPLUS = LabelSet(
     canonical=("angry", "contempt", "disgust", "fearful", "happy", "sad", "surprised"),
 )
 
-LABEL_SETS: dict[str, LabelSet] = {s.name: s for s in (RAVDESS, FER2013, CKPLUS)}
+#: The five speech emotions of the seed's spectrogram data, under its own short names.
+SPEECH5 = LabelSet(
+    name="speech5",
+    classes=("N", "F", "H", "Sad", "S"),
+    canonical=("neutral", "fearful", "happy", "sad", "surprised"),
+)
+
+LABEL_SETS: dict[str, LabelSet] = {s.name: s for s in (RAVDESS, FER2013, CKPLUS, SPEECH5)}
 
 
 def get_label_set(name: str) -> LabelSet:
-    """Look a label set up by name (``"ravdess"``, ``"fer2013"``, ``"ckplus"``)."""
+    """Look a label set up by name (``"ravdess"``, ``"fer2013"``, ``"ckplus"``, ``"speech5"``)."""
     try:
         return LABEL_SETS[name.lower()]
     except KeyError:

@@ -14,6 +14,7 @@ With ``by_sex`` there is one such folder per sex (``male/``, ``female/``) and a 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -24,6 +25,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from emokeras.datasets.pipeline import SPECTROGRAM_AUGMENT, AugmentConfig
 from emokeras.datasets.sources import DataSplits, limit, load_splits
 from emokeras.errors import RunFolderError
 from emokeras.evaluation import evaluate_source
@@ -77,6 +79,11 @@ def train_splits(
     run_dir.mkdir(parents=True, exist_ok=True)
     resuming = (run_dir / "state.json").exists()
     label_set: LabelSet = splits.label_set
+    if splits.kind == "spectrograms" and config.augment == AugmentConfig():
+        # The image defaults (flips, rotations) would garble a spectrogram's time and frequency
+        # axes; left at the defaults, spectrograms get SpecAugment instead.
+        config = dataclasses.replace(config, augment=SPECTROGRAM_AUGMENT)
+        log.info("spectrogram data: augmentation is SpecAugment (%s)", SPECTROGRAM_AUGMENT)
     write_json_atomic(run_dir / "config.json", {
         **config.to_dict(),
         "data": {"path": data_description, "protocol": splits.protocol, "sizes": splits.sizes()},
@@ -85,6 +92,9 @@ def train_splits(
         "label_set": label_set.name, "classes": list(label_set.classes),
         "emotions": list(label_set.canonical),
     })
+    if splits.spectrogram is not None:
+        # what makes this an audio model: inference must compute its images the same way
+        write_json_atomic(run_dir / "spectrogram.json", splits.spectrogram.to_dict())
 
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -138,13 +148,13 @@ def train_run(
             seed=config.seed, sex=sex,
         )
         if limit_items is not None:
-            splits = DataSplits(
-                limit(splits.train, limit_items, config.seed),
-                limit(splits.val, limit_items, config.seed),
-                None if splits.test is None else limit(splits.test, limit_items, config.seed),
-                splits.label_set,
-                f"{splits.protocol}; at most {limit_items} random items per split",
-                splits.kind,
+            # replace() keeps the fields not named here (a spectrogram set's config)
+            splits = dataclasses.replace(
+                splits,
+                train=limit(splits.train, limit_items, config.seed),
+                val=limit(splits.val, limit_items, config.seed),
+                test=None if splits.test is None else limit(splits.test, limit_items, config.seed),
+                protocol=f"{splits.protocol}; at most {limit_items} random items per split",
             )
         target = run_dir / sex if sex else run_dir
         results.append(train_splits(

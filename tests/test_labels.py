@@ -100,7 +100,9 @@ def test_unknown_class_raises_with_the_class_list():
 def test_get_label_set_by_name():
     assert get_label_set("RAVDESS") is RAVDESS
     assert get_label_set("ckplus") is CKPLUS
-    with pytest.raises(UnknownLabelError, match=r"'affectnet'.*\['ckplus', 'fer2013', 'ravdess'\]"):
+    with pytest.raises(
+        UnknownLabelError, match=r"'affectnet'.*\['ckplus', 'fer2013', 'ravdess', 'speech5'\]"
+    ):
         get_label_set("affectnet")
 
 

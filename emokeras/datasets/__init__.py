@@ -1,4 +1,5 @@
-"""Datasets: RAVDESS names and manifests, FER2013 (CSV and folders), class folders, CK+, splits.
+"""Datasets: RAVDESS names and manifests, FER2013 (CSV and folders), class folders, CK+, splits,
+spectrogram sets (speech emotion).
 
 No TensorFlow here: these modules list files, labels and subjects. The tf.data pipeline that
 builds on them is ``emokeras.datasets.pipeline`` (it imports TensorFlow, so it is not imported
@@ -30,9 +31,17 @@ from emokeras.datasets.ravdess import (
     scan_ravdess,
     write_ravdess_manifest,
 )
+from emokeras.datasets.spectrograms import (
+    AUDIO_EXTENSIONS,
+    SpectrogramSet,
+    audio_spectrogram_set,
+    load_spectrogram_npz,
+    save_spectrogram_npz,
+)
 from emokeras.datasets.splits import Split, fixed_subject_split, split_by_sex, subject_split
 
 __all__ = [
+    "AUDIO_EXTENSIONS",
     "CKPLUS_SUBJECT_PATTERN",
     "FER2013_SPLITS",
     "IMAGE_EXTENSIONS",
@@ -47,16 +56,20 @@ __all__ = [
     "RavdessClip",
     "RavdessName",
     "RavdessScan",
+    "SpectrogramSet",
     "Split",
+    "audio_spectrogram_set",
     "fixed_subject_split",
     "load_ckplus",
     "load_class_folders",
     "load_fer2013_csv",
     "load_fer2013_folders",
+    "load_spectrogram_npz",
     "manifest_image_set",
     "parse_ravdess_name",
     "read_manifest_rows",
     "read_ravdess_manifest",
+    "save_spectrogram_npz",
     "scan_ravdess",
     "split_by_sex",
     "subject_split",

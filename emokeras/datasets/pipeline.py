@@ -33,11 +33,13 @@ import tensorflow as tf
 from emokeras.datasets.base import ImageSet
 from emokeras.datasets.fer2013 import Fer2013Arrays
 from emokeras.datasets.sources import Source
+from emokeras.datasets.spec_augment import FrequencyMasking, TimeMasking, TimeShift
 from emokeras.errors import ConfigError, DatasetError
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "SPECTROGRAM_AUGMENT",
     "AugmentConfig",
     "RandomResizedCrop",
     "build_augmentation",
@@ -68,6 +70,20 @@ class AugmentConfig:
     - ``contrast``: scale the contrast by a factor in [1 - contrast, 1 + contrast].
     - ``mixup_alpha``: MixUp with lambda ~ Beta(alpha, alpha), one lambda per batch; 0 disables.
 
+    SpecAugment, for spectrogram images (rows = frequency bands, columns = time frames, 0 =
+    silence; see ``emokeras.datasets.spec_augment``):
+
+    - ``time_shift``: shift the columns by up to this fraction of the width, either way; the
+      frames uncovered are silence.
+    - ``freq_mask``: ``num_masks`` bands of whole rows set to 0, each up to this fraction of the
+      height.
+    - ``time_mask``: ``num_masks`` bands of whole columns set to 0, each up to this fraction of
+      the width.
+    - ``num_masks``: masks of each kind per image.
+
+    Flips, rotations and zooms make no sense on a spectrogram (they reverse time or move
+    frequencies): :meth:`spectrogram` turns them off and SpecAugment on.
+
     Geometric steps fill uncovered pixels by reflection; every step keeps values in [0, 255].
     """
 
@@ -78,6 +94,10 @@ class AugmentConfig:
     brightness: float = 0.2
     contrast: float = 0.2
     mixup_alpha: float = 0.0
+    freq_mask: float = 0.0
+    time_mask: float = 0.0
+    num_masks: int = 2
+    time_shift: float = 0.0
 
     def __post_init__(self) -> None:
         ranges = {
@@ -86,6 +106,9 @@ class AugmentConfig:
             "translate": (0.0, 1.0, False),
             "brightness": (0.0, 1.0, True),
             "contrast": (0.0, 1.0, False),
+            "freq_mask": (0.0, 1.0, False),
+            "time_mask": (0.0, 1.0, False),
+            "time_shift": (0.0, 1.0, False),
         }
         for name, (low, high, high_allowed) in ranges.items():
             value = getattr(self, name)
@@ -97,6 +120,14 @@ class AugmentConfig:
                 )
         if not self.mixup_alpha >= 0:
             raise ConfigError(f"AugmentConfig.mixup_alpha must be >= 0, got {self.mixup_alpha!r}")
+        count = self.num_masks
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ConfigError(f"AugmentConfig.num_masks must be an int >= 1, got {count!r}")
+
+    @classmethod
+    def spectrogram(cls, **changes) -> AugmentConfig:
+        """SpecAugment for spectrogram images, every image-only step off; ``changes`` override."""
+        return cls(**{**_SPECTROGRAM_VALUES, **changes})
 
     @property
     def augments_images(self) -> bool:
@@ -104,7 +135,17 @@ class AugmentConfig:
         return bool(
             self.flip or self.rotation_degrees or self.zoom or self.translate
             or self.brightness or self.contrast
+            or self.freq_mask or self.time_mask or self.time_shift
         )  # fmt: skip
+
+
+_SPECTROGRAM_VALUES = {
+    "flip": False, "rotation_degrees": 0.0, "zoom": 0.0, "translate": 0.0, "brightness": 0.0,
+    "contrast": 0.0, "freq_mask": 0.15, "time_mask": 0.2, "time_shift": 0.1,
+}  # fmt: skip
+
+#: The augmentation for spectrograms: time shift and SpecAugment masks, nothing else.
+SPECTROGRAM_AUGMENT = AugmentConfig.spectrogram()
 
 
 @keras.saving.register_keras_serializable(package="emokeras")
@@ -179,7 +220,9 @@ def build_augmentation(
     """The per-image augmentation of ``config`` as a ``keras.Sequential`` on 0-255 images.
 
     Layers, in order: RandomFlip, RandomResizedCrop (zoom), RandomRotation, RandomTranslation,
-    RandomBrightness, RandomContrast, each only if on; an ``Identity`` layer when all are off.
+    RandomBrightness, RandomContrast, TimeShift, FrequencyMasking, TimeMasking, each only if on;
+    an ``Identity`` layer when all are off. The masks come last so that masked bands stay
+    whole rows and columns of silence.
     MixUp is not here: it mixes labels too, so ``make_dataset`` applies it after batching.
     Each layer gets its own seed derived from ``seed`` (None: nondeterministic).
     """
@@ -214,6 +257,12 @@ def build_augmentation(
         layers.append(
             keras.layers.RandomContrast(config.contrast, value_range=(0, 255), seed=layer_seed(6))
         )
+    if config.time_shift:
+        layers.append(TimeShift(config.time_shift, seed=layer_seed(7)))
+    if config.freq_mask:
+        layers.append(FrequencyMasking(config.freq_mask, config.num_masks, seed=layer_seed(8)))
+    if config.time_mask:
+        layers.append(TimeMasking(config.time_mask, config.num_masks, seed=layer_seed(9)))
     if not layers:
         layers.append(keras.layers.Identity())
     return keras.Sequential(layers, name="augmentation")

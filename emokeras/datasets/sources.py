@@ -4,7 +4,9 @@
   official split, Training / PublicTest / PrivateTest;
 - a face-crop manifest from ``data_prep`` (``manifest.csv``): its subject-grouped split column;
 - any class-per-folder set: a subject-grouped split when subject ids are known (CK+), else a
-  stratified split by image, which the protocol string says plainly.
+  stratified split by image, which the protocol string says plainly;
+- a spectrogram set (``.npz``, see ``emokeras.datasets.spectrograms``): likewise grouped by
+  speaker when the file has subject ids, else stratified by item.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emokeras.audio import SpectrogramConfig
 from emokeras.datasets.base import ImageSet
 from emokeras.datasets.fer2013 import (
     PRIVATE_TEST,
@@ -27,6 +30,7 @@ from emokeras.datasets.fer2013 import (
 )
 from emokeras.datasets.folders import CKPLUS_SUBJECT_PATTERN, load_class_folders
 from emokeras.datasets.manifest import manifest_image_set
+from emokeras.datasets.spectrograms import load_spectrogram_npz
 from emokeras.datasets.splits import subject_split
 from emokeras.errors import DatasetError
 from emokeras.labels import CKPLUS, FER2013, RAVDESS, LabelSet
@@ -47,8 +51,10 @@ class DataSplits:
     test: Source | None
     label_set: LabelSet
     protocol: str
-    #: "fer2013_csv", "fer2013_folders", "manifest" or "class_folders"
+    #: "fer2013_csv", "fer2013_folders", "manifest", "class_folders" or "spectrograms"
     kind: str
+    #: How the spectrogram images were made (kind "spectrograms", when the file says).
+    spectrogram: SpectrogramConfig | None = None
 
     def sizes(self) -> dict[str, int]:
         return {
@@ -116,6 +122,8 @@ def load_splits(
             f"{str(path)!r} is neither a FER2013 CSV (emotion,pixels,Usage) nor a data_prep "
             f"manifest (crop_path, label, split, ...); its columns are {header}"
         )
+    if path.is_file() and path.suffix.lower() == ".npz":
+        return _spectrogram_splits(path, label_set, val_fraction, test_fraction, seed)
     if path.is_dir() and (path / "train").is_dir() and (path / "test").is_dir():
         sets = load_fer2013_folders(path)
         return DataSplits(
@@ -166,4 +174,27 @@ def _folder_splits(
         train, val, test if len(test) else None, images.label_set,
         f"class folders {path.name}: {how}, val {val_fraction:g}, test {test_fraction:g}, "
         f"seed {seed}", "class_folders",
+    )
+
+
+def _spectrogram_splits(
+    path: Path, label_set: LabelSet | None, val_fraction: float, test_fraction: float, seed: int
+) -> DataSplits:
+    spectrograms = load_spectrogram_npz(path, label_set)
+    if spectrograms.subjects is not None:
+        groups, how = spectrograms.subjects, "subject-grouped split (no speaker in two splits)"
+    else:
+        log.warning("%s: no subject ids, so the split is by item", path)
+        groups = tuple(str(i) for i in range(len(spectrograms)))
+        how = "split by item (no subject ids)"
+    split = subject_split(
+        groups, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+        stratify=spectrograms.labels,
+    )
+    train, val, test = (spectrograms.subset(part) for part in (split.train, split.val, split.test))
+    return DataSplits(
+        train.as_source(), val.as_source(), test.as_source() if len(test) else None,
+        spectrograms.label_set,
+        f"spectrograms {path.name}: {how}, val {val_fraction:g}, test {test_fraction:g}, "
+        f"seed {seed}", "spectrograms", spectrograms.config,
     )

@@ -6,7 +6,10 @@ RGB 0-255 into what that extractor expects. ``build_model`` puts both inside one
 
 Weights are asked for explicitly: ``None`` (random init), ``"imagenet"`` (where the spec has them;
 downloaded on first use) or a path to local weights (a no-top ``.weights.h5`` file for the
-keras.applications backbones and ``small_cnn``, a keras-hub preset folder for ViT).
+keras.applications backbones and the from-scratch ones, a keras-hub preset folder for ViT).
+
+``spec_cnn`` and ``mobilevit`` are for spectrograms (one-channel 128x128 images of
+``emokeras.audio``), trained from scratch; ``mobilevit`` is built in ``emokeras.models.mobilevit``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import keras
 
 from emokeras.errors import ConfigError
 from emokeras.models.layers import VGGCaffePreprocessing
+from emokeras.models.mobilevit import BLOCKS as MOBILEVIT_BLOCKS
+from emokeras.models.mobilevit import mobilevit_backbone
 
 logger = logging.getLogger(__name__)
 
@@ -257,6 +262,35 @@ def _build_small_cnn(input_shape: tuple[int, int, int], weights: str | None) -> 
     return model
 
 
+def _build_spec_cnn(input_shape: tuple[int, int, int], weights: str | None) -> keras.Model:
+    """Four Conv-BN-ReLU-MaxPool blocks, 32/64/128/256 filters, then average pooling.
+
+    For log-mel spectrograms seen as images (frequency bins x frames). Average pooling, not
+    flattening: an emotion shows in the voice wherever it falls in the clip's time window.
+    """
+    layers = keras.layers
+    inputs = keras.Input(input_shape, name="pixels")
+    x = inputs
+    for block, filters in enumerate((32, 64, 128, 256), start=1):
+        # No bias: the BatchNormalization right after has its own offset.
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{block}_conv")(x)
+        x = layers.BatchNormalization(name=f"block{block}_bn")(x)
+        x = layers.ReLU(name=f"block{block}_relu")(x)
+        x = layers.MaxPooling2D(name=f"block{block}_pool")(x)
+    outputs = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    model = keras.Model(inputs, outputs, name="spec_cnn")
+    if weights is not None:
+        model.load_weights(weights)
+    return model
+
+
+def _build_mobilevit(input_shape: tuple[int, int, int], weights: str | None) -> keras.Model:
+    model = mobilevit_backbone(input_shape, size="xxs")
+    if weights is not None:
+        model.load_weights(weights)
+    return model
+
+
 # --- The registry -----------------------------------------------------------------------------
 
 register_backbone(
@@ -333,6 +367,39 @@ register_backbone(
         preprocessing=_rescale_to_zero_one,
         default_input_size=48,
         blocks=tuple(f"block{i}" for i in range(1, 5)),
+        freeze_batchnorm=False,
+    )
+)
+
+register_backbone(
+    BackboneSpec(
+        name="spec_cnn",
+        description=(
+            "4 Conv-BN-ReLU-MaxPool blocks (32/64/128/256) for 128x128 spectrograms, trained "
+            "from scratch, average-pooled, 256 features"
+        ),
+        build=_build_spec_cnn,
+        preprocessing=_rescale_to_zero_one,
+        default_input_size=128,
+        min_input_size=16,
+        blocks=tuple(f"block{i}" for i in range(1, 5)),
+        freeze_batchnorm=False,
+    )
+)
+
+register_backbone(
+    BackboneSpec(
+        name="mobilevit",
+        description=(
+            "MobileViT-XXS (Mehta & Rastegari 2021; emokeras.models.mobilevit) for 128x128 "
+            "spectrograms, [0, 1] input, trained from scratch, 320 features"
+        ),
+        build=_build_mobilevit,
+        preprocessing=_rescale_to_zero_one,
+        default_input_size=128,
+        min_input_size=64,
+        input_multiple=32,
+        blocks=MOBILEVIT_BLOCKS,
         freeze_batchnorm=False,
     )
 )
