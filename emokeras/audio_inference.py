@@ -35,6 +35,7 @@ import numpy as np
 
 from emokeras.audio import SpectrogramConfig, load_audio, spectrogram_windows
 from emokeras.errors import ConfigError, RunFolderError
+from emokeras.inference import EmotionModel
 from emokeras.labels import LabelSet
 
 log = logging.getLogger(__name__)
@@ -45,21 +46,11 @@ DEFAULT_AUDIO_WEIGHT = 0.3
 
 
 @dataclass(frozen=True, eq=False)
-class AudioEmotionModel:
-    """A Keras spectrogram classifier with the label set of its outputs and the spectrogram
-    config its input images are computed with."""
+class AudioEmotionModel(EmotionModel):
+    """An :class:`~emokeras.inference.EmotionModel` on spectrogram images, with the spectrogram
+    config its input images are computed with; ``predict`` takes spectrogram images."""
 
-    model: Any  # keras.Model; typed loosely so importing this module does not import Keras
-    label_set: LabelSet
     config: SpectrogramConfig
-
-    def __post_init__(self) -> None:
-        classes = self.model.output_shape[-1]
-        if classes != len(self.label_set):
-            raise ConfigError(
-                f"the audio model has {classes} outputs but label set {self.label_set.name!r} "
-                f"has {len(self.label_set)} classes"
-            )
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike[str]) -> AudioEmotionModel:
@@ -85,38 +76,15 @@ class AudioEmotionModel:
     def save(self, run_dir: str | os.PathLike[str]) -> Path:
         """Write a run folder that ``load`` reads back."""
         from emokeras.fileio import write_json_atomic
-        from emokeras.runs import save_model_atomic
 
-        run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_model_atomic(self.model, run_dir / "model.keras")
-        write_json_atomic(run_dir / "labels.json", {
-            "label_set": self.label_set.name, "classes": list(self.label_set.classes),
-            "emotions": list(self.label_set.canonical),
-        })
+        run_dir = super().save(run_dir)
         write_json_atomic(run_dir / SPECTROGRAM_FILE, self.config.to_dict())
         return run_dir
-
-    @property
-    def input_size(self) -> int:
-        return int(self.model.input_shape[1])
-
-    @property
-    def channels(self) -> int:
-        return int(self.model.input_shape[-1])
-
-    def predict_images(self, images: np.ndarray) -> np.ndarray:
-        """Probabilities (N, classes) of spectrogram images (N, bins, frames), uint8."""
-        from emokeras.inference import prepare_crop
-
-        batch = np.stack([prepare_crop(image, self.input_size, self.channels)
-                          for image in images])
-        return np.asarray(self.model.predict_on_batch(batch))
 
     def window_probs(self, waveform: np.ndarray) -> np.ndarray:
         """Probabilities (windows, classes) of each ``duration`` window of a mono waveform at
         the config's sample rate."""
-        return self.predict_images(spectrogram_windows(np.asarray(waveform), self.config))
+        return self.predict(spectrogram_windows(np.asarray(waveform), self.config))
 
     def predict_waveform(self, waveform: np.ndarray) -> np.ndarray:
         """Probabilities (classes,) of a whole clip: the mean over its windows."""

@@ -11,6 +11,8 @@ import shutil
 import tarfile
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -106,3 +108,14 @@ def two_actors_per_sex_manifest(ravdess_tree, tmp_path_factory) -> Path:
         writer.writeheader()
         writer.writerows(doubled)
     return out / "manifest.csv"
+
+
+def write_silent_video(path: Path) -> Path:
+    """A 10-frame video with no audio stream (OpenCV writes none)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+    assert writer.isOpened()
+    for i in range(10):
+        writer.write(np.full((48, 64, 3), 20 * i, dtype=np.uint8))
+    writer.release()
+    return path

@@ -6,10 +6,9 @@ import wave
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 import pytest
-from conftest import RAVDESS_CLIPS, VIDEOS
+from conftest import RAVDESS_CLIPS, VIDEOS, write_silent_video
 
 from emokeras.audio import (
     SpectrogramConfig,
@@ -46,14 +45,6 @@ def _write_wav(path: Path, waveform: np.ndarray, rate: int, channels: int = 1) -
         out.setframerate(rate)
         out.writeframes(np.repeat(pcm, channels).tobytes())  # interleaved: L R L R ...
 
-
-def _silent_video(path: Path) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
-    assert writer.isOpened()
-    for i in range(10):
-        writer.write(np.full((48, 64, 3), 20 * i, dtype=np.uint8))
-    writer.release()
-    return path
 
 
 def test_fixture_clips_are_the_expected_ones():
@@ -119,7 +110,7 @@ def test_stereo_48k_wav_is_resampled_to_mono_16k(waveforms, tmp_path):
 
 
 def test_video_without_audio_raises_no_audio_naming_the_file(tmp_path):
-    video = _silent_video(tmp_path / "silent_movie.mp4")
+    video = write_silent_video(tmp_path / "silent_movie.mp4")
     with pytest.raises(NoAudioError, match="silent_movie.mp4") as info:
         load_audio(video)
     assert isinstance(info.value, EmokerasError)

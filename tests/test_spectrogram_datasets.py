@@ -8,10 +8,9 @@ import os
 import wave
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
-from conftest import RAVDESS_CLIPS, RAVDESS_NAMES
+from conftest import RAVDESS_CLIPS, RAVDESS_NAMES, write_silent_video
 
 from emokeras.audio import SpectrogramConfig, audio_spectrogram, load_audio
 from emokeras.datasets import (
@@ -33,15 +32,6 @@ def _link(source: Path, dest: Path) -> Path:
     return dest
 
 
-def _silent_video(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
-    assert writer.isOpened()
-    for i in range(10):
-        writer.write(np.full((48, 64, 3), 20 * i, dtype=np.uint8))
-    writer.release()
-    return path
-
 
 @pytest.fixture(scope="module")
 def clip_tree(tmp_path_factory) -> Path:
@@ -51,7 +41,7 @@ def clip_tree(tmp_path_factory) -> Path:
     for source, name in RAVDESS_NAMES.items():
         _link(RAVDESS_CLIPS / source, root / f"Actor_{name[-6:-4]}" / name)
     _link(RAVDESS_CLIPS / "actor01_sample_01.mp4", root / "Actor_01" / "interview.mp4")
-    _silent_video(root / "Actor_03" / "01-01-03-01-01-01-03.mp4")
+    write_silent_video(root / "Actor_03" / "01-01-03-01-01-01-03.mp4")
     (root / "notes.txt").write_text("not media\n")
     return root
 
@@ -188,7 +178,7 @@ def test_audio_only_copy_is_preferred_and_video_only_is_skipped(tmp_path):
         out.setsampwidth(2)
         out.setframerate(16000)
         out.writeframes(samples.tobytes())
-    video_only = _silent_video(tmp_path / "02-01-03-01-01-01-01.mp4")
+    video_only = write_silent_video(tmp_path / "02-01-03-01-01-01-01.mp4")
     spec, failures = audio_spectrogram_set(
         [audio_video, audio_only, video_only], progress=False
     )

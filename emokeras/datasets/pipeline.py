@@ -33,7 +33,12 @@ import tensorflow as tf
 from emokeras.datasets.base import ImageSet
 from emokeras.datasets.fer2013 import Fer2013Arrays
 from emokeras.datasets.sources import Source
-from emokeras.datasets.spec_augment import FrequencyMasking, TimeMasking, TimeShift
+from emokeras.datasets.spec_augment import (
+    FrequencyMasking,
+    SeededAugmentation,
+    TimeMasking,
+    TimeShift,
+)
 from emokeras.errors import ConfigError, DatasetError
 
 logger = logging.getLogger(__name__)
@@ -149,7 +154,7 @@ SPECTROGRAM_AUGMENT = AugmentConfig.spectrogram()
 
 
 @keras.saving.register_keras_serializable(package="emokeras")
-class RandomResizedCrop(keras.layers.Layer):
+class RandomResizedCrop(SeededAugmentation):
     """Random resized crop that keeps the aspect ratio: zoom in by up to ``zoom`` at a random place.
 
     Each image gets a square-relative crop (side ``1 - z`` of the image's, z ~ U[0, zoom]) placed
@@ -160,32 +165,15 @@ class RandomResizedCrop(keras.layers.Layer):
     """
 
     def __init__(self, zoom: float, seed: int | None = None, **kwargs) -> None:
-        super().__init__(**kwargs)
+        super().__init__(seed=seed, **kwargs)
         if not 0 <= zoom < 1:
             raise ConfigError(f"RandomResizedCrop zoom must be in [0, 1), got {zoom!r}")
         self.zoom = float(zoom)
-        self.seed = seed
-        self._generator = None
 
-    def _rng(self) -> tf.random.Generator:
-        # Created on first use, outside any graph, so tf.data captures its state variable and
-        # every batch (and epoch) draws fresh crops.
-        if self._generator is None:
-            with tf.init_scope():
-                self._generator = (
-                    tf.random.Generator.from_non_deterministic_state()
-                    if self.seed is None
-                    else tf.random.Generator.from_seed(self.seed)
-                )
-        return self._generator
+    def _active(self) -> bool:
+        return self.zoom > 0
 
-    def call(self, images, training=True):
-        if not training or self.zoom == 0:
-            return images
-        images = tf.convert_to_tensor(images)
-        batched = images.shape.rank == 4
-        if not batched:
-            images = images[tf.newaxis]
+    def _augment(self, images: tf.Tensor) -> tf.Tensor:
         shape = tf.shape(images)
         count = shape[0]
         side = 1.0 - self._rng().uniform([count], 0.0, self.zoom)
@@ -204,14 +192,10 @@ class RandomResizedCrop(keras.layers.Layer):
             images=tf.cast(images, tf.float32), transforms=transforms, output_shape=shape[1:3],
             fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT",
         )  # fmt: skip
-        cropped = tf.cast(cropped, images.dtype)
-        return cropped if batched else cropped[0]
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
+        return tf.cast(cropped, images.dtype)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "zoom": self.zoom, "seed": self.seed}
+        return {**super().get_config(), "zoom": self.zoom}
 
 
 def build_augmentation(

@@ -41,8 +41,9 @@ def _check_seed(seed: int | None, what: str) -> int | None:
     return seed
 
 
-class _SeededAugmentation(keras.layers.Layer):
-    """A training-only layer that draws from its own ``tf.random.Generator``."""
+class SeededAugmentation(keras.layers.Layer):
+    """A training-only layer that draws from its own ``tf.random.Generator``; subclasses say
+    when they are on (``_active``) and augment a batch (``_augment``)."""
 
     def __init__(self, seed: int | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -88,7 +89,7 @@ class _SeededAugmentation(keras.layers.Layer):
         return {**super().get_config(), "seed": self.seed}
 
 
-class _Masking(_SeededAugmentation):
+class _Masking(SeededAugmentation):
     """``num_masks`` bands along one axis, each up to ``max_fraction`` of it wide, set to 0."""
 
     axis: int
@@ -157,7 +158,7 @@ class TimeMasking(_Masking):
 
 
 @keras.saving.register_keras_serializable(package="emokeras")
-class TimeShift(_SeededAugmentation):
+class TimeShift(SeededAugmentation):
     """Shift each image's columns by ``s`` frames, ``s`` uniform in ``-S..S``, S = max_fraction * W.
 
     ``mode="zeros"`` fills the frames the shift uncovers with 0 (silence, as the zero padding of

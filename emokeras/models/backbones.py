@@ -241,25 +241,35 @@ def _check_vit_preset(folder: Path, arch: dict[str, int]) -> tuple[int, int, int
     return image_shape
 
 
-def _build_small_cnn(input_shape: tuple[int, int, int], weights: str | None) -> keras.Model:
-    """Four blocks of (Conv-BN-ReLU) x2 + MaxPool, 32/64/128/256 filters, then average pooling."""
+def _conv_blocks(
+    input_shape: tuple[int, int, int], weights: str | None, convs_per_block: int, name: str
+) -> keras.Model:
+    """Four blocks of (Conv-BN-ReLU) x ``convs_per_block`` + MaxPool, 32/64/128/256 filters,
+    then average pooling. Layers are named ``block<b>_conv`` (``block<b>_conv<c>`` with two
+    convolutions a block), the names ``freeze_backbone`` blocks and saved weights go by."""
     layers = keras.layers
     inputs = keras.Input(input_shape, name="pixels")
     x = inputs
     for block, filters in enumerate((32, 64, 128, 256), start=1):
-        for conv in (1, 2):
+        for conv in range(1, convs_per_block + 1):
+            suffix = str(conv) if convs_per_block > 1 else ""
             # No bias: the BatchNormalization right after has its own offset.
             x = layers.Conv2D(
-                filters, 3, padding="same", use_bias=False, name=f"block{block}_conv{conv}"
+                filters, 3, padding="same", use_bias=False, name=f"block{block}_conv{suffix}"
             )(x)
-            x = layers.BatchNormalization(name=f"block{block}_bn{conv}")(x)
-            x = layers.ReLU(name=f"block{block}_relu{conv}")(x)
+            x = layers.BatchNormalization(name=f"block{block}_bn{suffix}")(x)
+            x = layers.ReLU(name=f"block{block}_relu{suffix}")(x)
         x = layers.MaxPooling2D(name=f"block{block}_pool")(x)
     outputs = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    model = keras.Model(inputs, outputs, name="small_cnn")
+    model = keras.Model(inputs, outputs, name=name)
     if weights is not None:
         model.load_weights(weights)
     return model
+
+
+def _build_small_cnn(input_shape: tuple[int, int, int], weights: str | None) -> keras.Model:
+    """Four blocks of (Conv-BN-ReLU) x2 + MaxPool, 32/64/128/256 filters, then average pooling."""
+    return _conv_blocks(input_shape, weights, convs_per_block=2, name="small_cnn")
 
 
 def _build_spec_cnn(input_shape: tuple[int, int, int], weights: str | None) -> keras.Model:
@@ -268,20 +278,7 @@ def _build_spec_cnn(input_shape: tuple[int, int, int], weights: str | None) -> k
     For log-mel spectrograms seen as images (frequency bins x frames). Average pooling, not
     flattening: an emotion shows in the voice wherever it falls in the clip's time window.
     """
-    layers = keras.layers
-    inputs = keras.Input(input_shape, name="pixels")
-    x = inputs
-    for block, filters in enumerate((32, 64, 128, 256), start=1):
-        # No bias: the BatchNormalization right after has its own offset.
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{block}_conv")(x)
-        x = layers.BatchNormalization(name=f"block{block}_bn")(x)
-        x = layers.ReLU(name=f"block{block}_relu")(x)
-        x = layers.MaxPooling2D(name=f"block{block}_pool")(x)
-    outputs = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    model = keras.Model(inputs, outputs, name="spec_cnn")
-    if weights is not None:
-        model.load_weights(weights)
-    return model
+    return _conv_blocks(input_shape, weights, convs_per_block=1, name="spec_cnn")
 
 
 def _build_mobilevit(input_shape: tuple[int, int, int], weights: str | None) -> keras.Model:
