@@ -7,16 +7,18 @@ either the same number of epochs or the same wall-clock minutes per model. The e
 best on PublicTest (EarlyStopping restores it); PrivateTest is only reported. The feature
 classifiers (HOG into SVM / logistic regression / gradient boosting, and the trained baseline
 CNN's embeddings into logistic regression) fit on the same training faces, their grids searched
-by cross-validation on those faces. Two more rows train the baseline CNN on FER+ vote
-distributions (soft targets, softmax) and on FER+ multi-label targets (sigmoid + BCE).
+by cross-validation on a stratified 3,000-face subsample of those faces (FeatureClassifier's
+default ``search_size``) and the chosen setting then fitted on all of them. Two more rows
+train the baseline CNN on FER+ vote distributions (soft targets, softmax) and on FER+
+multi-label targets (sigmoid + BCE).
 
 Reported per model: parameters, training time, PublicTest and PrivateTest accuracy, accuracy
 against FER+ majority labels on PrivateTest, and CPU latency per face at batch 1 (median of 30
 calls of the model, as ``EmotionModel.predict`` calls it). Writes ``results.json``,
 ``results.md`` and ``comparison.png`` into ``--out``.
 
-    python benchmarks/compare_architectures.py --fer2013 /tmp/fer2013 --limit 5000 \\
-        --minutes-per-model 1.5
+    python benchmarks/compare_architectures.py --fer2013 /tmp/fer2013 --limit 10000 \\
+        --minutes-per-model 3
 """
 
 from __future__ import annotations
