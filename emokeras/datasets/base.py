@@ -19,9 +19,31 @@ logger = logging.getLogger(__name__)
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp")
 
 
+class LabelledItems:
+    """What the labelled sets here share: per-class counts, and ``subset``'s index handling.
+    A subclass has ``labels`` (int64), ``label_set`` and a length."""
+
+    labels: np.ndarray
+    label_set: LabelSet
+
+    def class_counts(self) -> dict[str, int]:
+        """Number of items per class, for every class of the label set in its order."""
+        counts = np.bincount(self.labels, minlength=len(self.label_set))
+        return {name: int(n) for name, n in zip(self.label_set.classes, counts, strict=True)}
+
+    def _positions(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """``indices`` (integer positions or a boolean mask) as int64 positions, in order."""
+        index = np.asarray(indices)
+        if index.dtype == bool:
+            if index.shape != (len(self),):
+                raise ValueError(f"boolean mask of shape {index.shape} for {len(self)} items")
+            index = np.flatnonzero(index)
+        return index.astype(np.int64, copy=False).reshape(-1)
+
+
 # eq=False: dataclass equality would compare the label arrays with ``==`` and fail on truthiness.
 @dataclass(frozen=True, eq=False)
-class ImageSet:
+class ImageSet(LabelledItems):
     """Image paths with integer labels into ``label_set`` and, where known, a subject id each."""
 
     paths: tuple[str, ...]
@@ -52,19 +74,9 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def class_counts(self) -> dict[str, int]:
-        """Number of items per class, for every class of the label set in its order."""
-        counts = np.bincount(self.labels, minlength=len(self.label_set))
-        return {name: int(n) for name, n in zip(self.label_set.classes, counts, strict=True)}
-
     def subset(self, indices: Sequence[int] | np.ndarray) -> ImageSet:
         """The items at ``indices`` (integer positions or a boolean mask), in that order."""
-        index = np.asarray(indices)
-        if index.dtype == bool:
-            if index.shape != (len(self),):
-                raise ValueError(f"boolean mask of shape {index.shape} for {len(self)} items")
-            index = np.flatnonzero(index)
-        index = index.astype(np.int64, copy=False).reshape(-1)
+        index = self._positions(indices)
         return ImageSet(
             paths=tuple(self.paths[i] for i in index),
             labels=self.labels[index],

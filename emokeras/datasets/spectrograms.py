@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from emokeras.audio import SpectrogramConfig, audio_spectrogram
+from emokeras.datasets.base import LabelledItems
 from emokeras.datasets.ravdess import RavdessName, parse_ravdess_name
 from emokeras.errors import (
     AudioReadError,
@@ -56,7 +57,7 @@ _AUDIO_VIDEO, _VIDEO_ONLY, _AUDIO_ONLY = 1, 2, 3
 
 # eq=False: dataclass equality would compare the arrays with ``==`` and fail on truthiness.
 @dataclass(frozen=True, eq=False)
-class SpectrogramSet:
+class SpectrogramSet(LabelledItems):
     """Spectrogram images (uint8, N x H x W) with integer labels into ``label_set``, a file name
     each, and where known a subject (speaker) id each and the config that made them."""
 
@@ -108,19 +109,9 @@ class SpectrogramSet:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def class_counts(self) -> dict[str, int]:
-        """Number of items per class, for every class of the label set in its order."""
-        counts = np.bincount(self.labels, minlength=len(self.label_set))
-        return {name: int(n) for name, n in zip(self.label_set.classes, counts, strict=True)}
-
     def subset(self, indices: Sequence[int] | np.ndarray) -> SpectrogramSet:
         """The items at ``indices`` (integer positions or a boolean mask), in that order."""
-        index = np.asarray(indices)
-        if index.dtype == bool:
-            if index.shape != (len(self),):
-                raise ValueError(f"boolean mask of shape {index.shape} for {len(self)} items")
-            index = np.flatnonzero(index)
-        index = index.astype(np.int64, copy=False).reshape(-1)
+        index = self._positions(indices)
         return SpectrogramSet(
             images=self.images[index],
             labels=self.labels[index],
