@@ -25,6 +25,28 @@ class LabelledItems:
 
     labels: np.ndarray
     label_set: LabelSet
+    subjects: tuple[str, ...] | None
+
+    def _checked_labels_and_subjects(
+        self, count: int, items: str
+    ) -> tuple[np.ndarray, tuple[str, ...] | None]:
+        """Read-only int64 labels inside the label set and string subject ids, one per item;
+        ``DatasetError`` (counting ``items``) otherwise."""
+        # A private read-only copy, so the frozen set cannot change under its users.
+        labels = np.array(self.labels, dtype=np.int64).reshape(-1)
+        labels.setflags(write=False)
+        if len(labels) != count:
+            raise DatasetError(f"{count} {items} but {len(labels)} labels")
+        if len(labels) and (labels.min() < 0 or labels.max() >= len(self.label_set)):
+            bad = int(labels[(labels < 0) | (labels >= len(self.label_set))][0])
+            raise DatasetError(
+                f"label {bad} is outside 0..{len(self.label_set) - 1} "
+                f"of label set {self.label_set.name!r}"
+            )
+        subjects = None if self.subjects is None else tuple(str(s) for s in self.subjects)
+        if subjects is not None and len(subjects) != count:
+            raise DatasetError(f"{count} {items} but {len(subjects)} subject ids")
+        return labels, subjects
 
     def class_counts(self) -> dict[str, int]:
         """Number of items per class, for every class of the label set in its order."""
@@ -53,20 +75,7 @@ class ImageSet(LabelledItems):
 
     def __post_init__(self) -> None:
         paths = tuple(str(p) for p in self.paths)
-        # A private read-only copy, so the frozen set cannot change under its users.
-        labels = np.array(self.labels, dtype=np.int64).reshape(-1)
-        labels.setflags(write=False)
-        if len(labels) != len(paths):
-            raise DatasetError(f"{len(paths)} paths but {len(labels)} labels")
-        if len(labels) and (labels.min() < 0 or labels.max() >= len(self.label_set)):
-            bad = int(labels[(labels < 0) | (labels >= len(self.label_set))][0])
-            raise DatasetError(
-                f"label {bad} is outside 0..{len(self.label_set) - 1} "
-                f"of label set {self.label_set.name!r}"
-            )
-        subjects = None if self.subjects is None else tuple(str(s) for s in self.subjects)
-        if subjects is not None and len(subjects) != len(paths):
-            raise DatasetError(f"{len(paths)} paths but {len(subjects)} subject ids")
+        labels, subjects = self._checked_labels_and_subjects(len(paths), "paths")
         object.__setattr__(self, "paths", paths)
         object.__setattr__(self, "labels", labels)
         object.__setattr__(self, "subjects", subjects)

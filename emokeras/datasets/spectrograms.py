@@ -76,26 +76,14 @@ class SpectrogramSet(LabelledItems):
             raise DatasetError(
                 f"spectrogram images must be (N, height, width), got shape {images.shape}"
             )
-        # Private read-only copies, so the frozen set cannot change under its users.
+        # A private read-only copy, so the frozen set cannot change under its users.
         images = images.copy()
         images.setflags(write=False)
-        labels = np.array(self.labels, dtype=np.int64).reshape(-1)
-        labels.setflags(write=False)
-        filenames = tuple(str(f) for f in self.filenames)
         count = len(images)
-        if len(labels) != count:
-            raise DatasetError(f"{count} spectrogram images but {len(labels)} labels")
+        labels, subjects = self._checked_labels_and_subjects(count, "spectrogram images")
+        filenames = tuple(str(f) for f in self.filenames)
         if len(filenames) != count:
             raise DatasetError(f"{count} spectrogram images but {len(filenames)} file names")
-        if len(labels) and (labels.min() < 0 or labels.max() >= len(self.label_set)):
-            bad = int(labels[(labels < 0) | (labels >= len(self.label_set))][0])
-            raise DatasetError(
-                f"label {bad} is outside 0..{len(self.label_set) - 1} "
-                f"of label set {self.label_set.name!r}"
-            )
-        subjects = None if self.subjects is None else tuple(str(s) for s in self.subjects)
-        if subjects is not None and len(subjects) != count:
-            raise DatasetError(f"{count} spectrogram images but {len(subjects)} subject ids")
         if self.config is not None and images.shape[1:] != self.config.image_shape:
             raise DatasetError(
                 f"spectrogram images are {images.shape[1:]} but their config makes "
