@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-BUNDLED_MODEL_DIR = Path(__file__).parent / "assets" / "fer2013_mobilenet_v2_64"
+BUNDLED_MODEL_DIR = Path(__file__).parent / "assets" / "fer2013_cnn48_ensemble"
 
 
 @functools.cache

@@ -4,6 +4,7 @@
         [--explain DIR] [--audio-model AUDIO_RUN [--audio-weight 0.3]]
     emokeras spectrograms RAVDESS_DIR speech.npz [--labels speech5] [--duration 3] [--mel-bins 128]
     emokeras demo [--out DIR]
+    emokeras ensemble RUN_DIR RUN_DIR [...] --out DIR [--no-flip]
     emokeras export [RUN_DIR] --out DIR [--formats savedmodel,onnx,tflite]
                     [--quantize none,dynamic,int8] [--representative FACES_DIR]
     emokeras live --source 0 | FILE [--out annotated.mp4] [--model RUN] [--threshold 0.5]
@@ -342,6 +343,16 @@ def evaluate_command(args) -> int:
     return 0
 
 
+def ensemble_command(args) -> int:
+    """Average trained runs (and their mirror images) into one run folder."""
+    from emokeras.runs import ensemble_run
+
+    out = ensemble_run(args.runs, args.out, flip=args.flip)
+    print(f"{out}: ensemble of {len(args.runs)} runs"
+          f"{', each also on the mirrored face' if args.flip else ''}")
+    return 0
+
+
 def export_command(args) -> int:
     """Export a run (or the bundled model) as a SavedModel for TF Serving, ONNX and TFLite."""
     from emokeras.export import run_export
@@ -401,6 +412,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", type=Path, required=True, help="any dataset train reads")
     evaluate.add_argument("--split", choices=["train", "val", "test"], default="val")
     evaluate.set_defaults(run=evaluate_command)
+
+    ensemble = commands.add_parser(
+        "ensemble", help="average trained runs into one model (a run folder)",
+        description="Write a run folder whose model averages the class probabilities of the "
+                    "given runs (same label set), by default also on each face's mirror image. "
+                    "It works wherever a run folder does: predict, evaluate, export.")
+    ensemble.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
+    ensemble.add_argument("--out", type=Path, required=True, help="the run folder to write")
+    ensemble.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
+                          help="also average each model on the mirrored face (default: yes)")
+    ensemble.set_defaults(run=ensemble_command)
 
     demo = commands.add_parser("demo", help="run the bundled model on a built-in example clip")
     demo.add_argument("--out", type=Path, default=Path("saved_models/demo"))

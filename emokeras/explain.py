@@ -8,7 +8,8 @@ as inference does) and return a heatmap ``(H, W)`` float32 in [0, 1] at the imag
   a convolutional feature map, averaged over space, weight the map's channels; the weighted sum,
   through a ReLU, divided by its maximum, is the map. The layer is the backbone's last layer with
   a 4-D output at least 4x4 (else larger than 1x1) that is not a pooling layer (``layer=`` names
-  another). A map that is zero everywhere (no positive evidence) stays zero.
+  another). Of an ensemble (``emokeras.models.ensemble``), the members' maps of the ensemble's
+  class are averaged. A map that is zero everywhere (no positive evidence) stays zero.
 - :func:`attention_rollout` (Abnar & Zuidema, 2020) for keras-hub ViT backbones: per block, the
   attention averaged over heads, plus the identity for the residual path, rows renormalised; the
   blocks' matrices multiplied; the class token's row over the patches is the map. keras-hub's
@@ -143,8 +144,16 @@ def grad_cam(model, image, class_index: int | None = None, layer: str | None = N
     import keras
     import tensorflow as tf
 
+    from emokeras.models.ensemble import ensemble_members
+
     model = _keras_model(model)
     batch = _as_batch(model, image)
+    members = ensemble_members(model)
+    if members:  # each member's map of the ensemble's class, averaged
+        if class_index is None:
+            class_index = int(np.argmax(model.predict_on_batch(batch)[0]))
+        maps = [grad_cam(member, image, class_index, layer) for member in members]
+        return _normalise(np.mean(maps, axis=0), *maps[0].shape)
     before, backbone, head = _parts(model)
     name = layer or find_conv_layer(model)
     try:

@@ -37,6 +37,8 @@ from emokeras.training import TrainConfig, fit
 log = logging.getLogger(__name__)
 
 SEXES = ("male", "female")
+#: Compute dtypes of mixed precision, which saved models do not keep
+HALF_DTYPES = ("bfloat16", "float16")
 
 
 @dataclass(frozen=True)
@@ -50,16 +52,19 @@ def _write_history(path: Path, rows: tuple[dict[str, float], ...]) -> None:
     write_csv_atomic(path, keys, ({k: row.get(k, "") for k in keys} for row in rows))
 
 
-def save_model_atomic(model: keras.Model, path: Path) -> None:
+def save_model_atomic(model: keras.Model, path: Path) -> keras.Model:
     """Save for inference, atomically: a ``.keras`` beside ``path``, then a rename over it.
 
     The optimizer's state is left out (it would triple the file for AdamW): the model is rebuilt
     from its config, uncompiled (``clone_model`` would compile the copy), with the same weights.
+    A mixed-precision model is saved computing in float32: most CPUs emulate bfloat16 slowly, and
+    its weights are float32 anyway. Returns the model as saved.
     """
-    inference = model.__class__.from_config(model.get_config())
+    inference = model.__class__.from_config(_float32_config(model.get_config()))
     inference.set_weights(model.get_weights())
     with atomic_path(path, keep_suffix=True) as partial:
         inference.save(partial)
+    return inference
 
 
 def train_splits(
@@ -96,21 +101,27 @@ def train_splits(
         # what makes this an audio model: inference must compute its images the same way
         write_json_atomic(run_dir / "spectrogram.json", splits.spectrogram.to_dict())
 
-    if config.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
     started = time.monotonic()
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
-    with scope:
-        model = build_model(
-            config.backbone, len(label_set),
-            # a resumed run reloads its own weights, so it need not fetch pretrained ones again
-            weights=None if resuming else config.weights,
-            input_size=config.input_size, channels=config.channels, head=config.head,
-        )
-    result = fit(model, splits.train, splits.val, config, run_dir=run_dir, strategy=strategy)
+    # the policy is process-wide: set for this run only
+    previous_policy = keras.mixed_precision.global_policy()
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        with scope:
+            model = build_model(
+                config.backbone, len(label_set),
+                # a resumed run reloads its own weights, so it need not fetch pretrained ones
+                weights=None if resuming else config.weights,
+                input_size=config.input_size, channels=config.channels, head=config.head,
+            )
+        result = fit(model, splits.train, splits.val, config, run_dir=run_dir,
+                     strategy=strategy)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
     seconds = time.monotonic() - started
 
-    save_model_atomic(model, run_dir / "model.keras")
+    model = save_model_atomic(model, run_dir / "model.keras")  # metrics of the model as saved
     _write_history(run_dir / "history.csv", result.history)
     metrics: dict[str, Any] = {
         "protocol": splits.protocol,
@@ -124,6 +135,21 @@ def train_splits(
     write_json_atomic(run_dir / "metrics.json", metrics)
     log.info("run %s: val accuracy %.4f", run_dir, metrics["val"]["accuracy"])
     return RunResult(run_dir, metrics)
+
+
+def _float32_config(node: Any) -> Any:
+    """A model config with every mixed-precision dtype policy (and tensor dtype) made float32."""
+    if isinstance(node, list):
+        return [_float32_config(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _float32_config(value) for key, value in node.items()}
+    inner = node.get("config")
+    if node.get("class_name") == "DTypePolicy" and inner.get("name", "").startswith("mixed_"):
+        return {**node, "config": {**inner, "name": "float32"}}
+    if node.get("class_name") == "__keras_tensor__" and inner.get("dtype") in HALF_DTYPES:
+        return {**node, "config": {**inner, "dtype": "float32"}}
+    return node
 
 
 def train_run(
@@ -177,3 +203,48 @@ def load_run(run_dir: str | Path) -> tuple[keras.Model, LabelSet]:
     labels = json.loads((run_dir / "labels.json").read_text())
     model = keras.saving.load_model(run_dir / "model.keras", compile=False)
     return model, get_label_set(labels["label_set"])
+
+
+def ensemble_run(
+    run_dirs: list[str | Path], out_dir: str | Path, *, flip: bool = True
+) -> Path:
+    """Write a run folder whose model averages the probabilities of the runs in ``run_dirs``
+    (see :func:`emokeras.models.ensemble.build_ensemble`); returns the folder.
+
+    The runs must share a label set. ``config.json`` records each member's folder and config;
+    ``labels.json`` is the members'. The folder then works wherever a run folder does.
+    """
+    from emokeras.models.ensemble import build_ensemble
+
+    out_dir = Path(out_dir)
+    run_dirs = [Path(run) for run in run_dirs]
+    if not run_dirs:
+        raise RunFolderError("an ensemble needs at least one run folder")
+    if any(run.resolve() == out_dir.resolve() for run in run_dirs):
+        raise RunFolderError(f"the ensemble folder {str(out_dir)!r} is one of its members")
+    loaded = [load_run(run) for run in run_dirs]
+    first_labels = loaded[0][1]
+    for run, (_, label_set) in zip(run_dirs, loaded, strict=True):
+        if label_set is not first_labels:
+            raise RunFolderError(
+                f"run {str(run)!r} predicts {label_set.name!r} labels, run "
+                f"{str(run_dirs[0])!r} {first_labels.name!r}: an ensemble needs one label set")
+    model = build_ensemble([member for member, _ in loaded], flip=flip)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_model_atomic(model, out_dir / "model.keras")
+    write_json_atomic(out_dir / "labels.json",
+                      json.loads((run_dirs[0] / "labels.json").read_text()))
+    write_json_atomic(out_dir / "config.json", {"ensemble": {
+        "flip": flip,
+        "members": [{"run": str(run), "config": _read_config(run)} for run in run_dirs],
+    }})
+    log.info("ensemble of %d runs (flip %s) written to %s", len(run_dirs), flip, out_dir)
+    return out_dir
+
+
+def _read_config(run_dir: Path) -> dict[str, Any] | None:
+    """A run's config.json, or None where it has none (it is a record, not needed to predict)."""
+    try:
+        return json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return None

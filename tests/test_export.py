@@ -47,12 +47,12 @@ from emokeras.models import build_model
 from emokeras.models.heads import HeadConfig
 
 SAVED_MODEL_CLI = Path(sys.executable).parent / "saved_model_cli"
-SIZE = 64  # the bundled model's input
+SIZE = 48  # the bundled model's input
 
 
 @pytest.fixture(scope="module")
 def fer_faces() -> dict[str, np.ndarray]:
-    """Real FER2013 faces at 64x64, gray uint8: "Training" (30 a class: calibration) and
+    """Real FER2013 faces at SIZE x SIZE, gray uint8: "Training" (30 a class: calibration) and
     "PublicTest" (40 a class: agreement). PrivateTest is not read."""
     wanted = {"Training": 30, "PublicTest": 40}
     counts: dict[tuple[str, str], int] = {}
@@ -73,7 +73,7 @@ def fer_faces() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def photo_crops() -> np.ndarray:
-    """RGB face crops (64x64) of the posed-expression photos: colour, not gray."""
+    """RGB face crops (SIZE x SIZE) of the posed-expression photos: colour, not gray."""
     detector = HaarFaceDetector()
     crops = []
     for name in ("angry_f13.jpg", "disgust_m7.jpg", "happy_f15.jpg", "surprise_f1.jpg",
@@ -145,13 +145,13 @@ def test_saved_model_cli_shows_the_signatures_and_runs_them(saved_model, bundled
     blocks = {block.split("]")[0].strip("'"): block for block in shown.split("signature_def[")}
     default = blocks["serving_default"]
     field = "tensor_info:\n        dtype: {}\n        shape: {}"
-    assert "inputs['images'] " + field.format("DT_FLOAT", "(-1, 64, 64, 3)") in default
+    assert "inputs['images'] " + field.format("DT_FLOAT", f"(-1, {SIZE}, {SIZE}, 3)") in default
     for output, dtype, shape in (("probabilities", "DT_FLOAT", "(-1, 7)"),
                                  ("label_index", "DT_INT64", "(-1)"),
                                  ("label", "DT_STRING", "(-1)")):
         assert f"outputs['{output}'] " + field.format(dtype, shape) in default
     assert "Method name is: tensorflow/serving/predict" in default
-    assert "inputs['images'] " + field.format("DT_UINT8", "(-1, 64, 64, 3)") in blocks[
+    assert "inputs['images'] " + field.format("DT_UINT8", f"(-1, {SIZE}, {SIZE}, 3)") in blocks[
         "serving_uint8"]
     assert "outputs['class_names']" in blocks["class_names"]
 
@@ -296,10 +296,10 @@ def test_onnx_and_tflite_fp32_and_quantized_agree_with_keras_on_real_faces(
 
 def test_representative_faces_of_the_wrong_shape_raise_config_error(bundled, fer_faces,
                                                                      tmp_path):
-    wrong = np.stack([resize(face, 48) for face in fer_faces["Training"][:5]])[..., None]
+    wrong = np.stack([resize(face, 32) for face in fer_faces["Training"][:5]])[..., None]
     with pytest.raises(ConfigError) as error:
         export_tflite(bundled, tmp_path / "m.tflite", quantize="int8", representative=wrong)
-    assert "(5, 48, 48, 1)" in str(error.value) and "(N, 64, 64, 3)" in str(error.value)
+    assert "(5, 32, 32, 1)" in str(error.value) and f"(N, {SIZE}, {SIZE}, 3)" in str(error.value)
     with pytest.raises(ConfigError, match="representative"):
         export_tflite(bundled, tmp_path / "m.tflite", quantize="int8")
     assert not (tmp_path / "m.tflite").exists()

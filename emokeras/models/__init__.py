@@ -1,4 +1,4 @@
-"""Models: the backbone registry, the head, and building, splitting and freezing models.
+"""Models: the backbone registry, the head, building, splitting and freezing models, ensembles.
 
 Importing this package registers emokeras' custom layers with Keras, so saved models reload with
 ``keras.saving.load_model(path)`` alone.
@@ -21,8 +21,14 @@ from emokeras.models.build import (
     get_backbone,
     split_at_backbone,
 )
+from emokeras.models.ensemble import build_ensemble, ensemble_members
 from emokeras.models.heads import HeadConfig, build_head
-from emokeras.models.layers import BackboneTag, GrayscaleToRGB, VGGCaffePreprocessing
+from emokeras.models.layers import (
+    BackboneTag,
+    GrayscaleToRGB,
+    HorizontalFlip,
+    VGGCaffePreprocessing,
+)
 
 __all__ = [
     "ARCHITECTURES",
@@ -32,11 +38,14 @@ __all__ = [
     "FreezeSummary",
     "GrayscaleToRGB",
     "HeadConfig",
+    "HorizontalFlip",
     "VGGCaffePreprocessing",
     "backbone_name",
+    "build_ensemble",
     "build_head",
     "build_model",
     "freeze_backbone",
+    "ensemble_members",
     "get_backbone",
     "get_backbone_spec",
     "list_backbones",

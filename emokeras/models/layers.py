@@ -68,3 +68,18 @@ class BackboneTag(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "backbone": self.backbone}
+
+
+@keras.saving.register_keras_serializable(package="emokeras")
+class HorizontalFlip(keras.layers.Layer):
+    """Mirror images left-right, always (``keras.layers.RandomFlip`` flips only in training).
+
+    For test-time augmentation: an ensemble averages a model's output on the face and on its
+    mirror image.
+    """
+
+    def call(self, inputs):
+        return ops.flip(inputs, axis=-2)  # (N, H, W, C): W is the second-last axis
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
