@@ -30,7 +30,8 @@ def build_ensemble(
     """Average the probabilities of ``members`` (and, with ``flip``, of each on the mirrored face).
 
     The ensemble takes the first member's input shape. Members must agree on the number of
-    channels and of classes; ``ConfigError`` names the member that does not.
+    channels and of classes; ``ConfigError`` names the member that does not. The members are
+    renamed ``member_1``, ``member_2``, ... (the names :func:`ensemble_members` goes by).
     """
     members = list(members)
     if not members:
