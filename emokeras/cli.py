@@ -4,7 +4,7 @@
         [--explain DIR] [--audio-model AUDIO_RUN [--audio-weight 0.3]]
     emokeras spectrograms RAVDESS_DIR speech.npz [--labels speech5] [--duration 3] [--mel-bins 128]
     emokeras demo [--out DIR]
-    emokeras ensemble RUN_DIR RUN_DIR [...] --out DIR [--no-flip]
+    emokeras ensemble RUN_DIR RUN_DIR [...] --out DIR [--no-flip] [--crop 44]
     emokeras export [RUN_DIR] --out DIR [--formats savedmodel,onnx,tflite]
                     [--quantize none,dynamic,int8] [--representative FACES_DIR]
     emokeras live --source 0 | FILE [--out annotated.mp4] [--model RUN] [--threshold 0.5]
@@ -347,9 +347,11 @@ def ensemble_command(args) -> int:
     """Average trained runs (and their mirror images) into one run folder."""
     from emokeras.runs import ensemble_run
 
-    out = ensemble_run(args.runs, args.out, flip=args.flip)
-    print(f"{out}: ensemble of {len(args.runs)} runs"
-          f"{', each also on the mirrored face' if args.flip else ''}")
+    out = ensemble_run(args.runs, args.out, flip=args.flip, crops=tuple(args.crop))
+    views = ["the mirrored face"] * args.flip + [f"the central {c}x{c}" for c in args.crop]
+    runs = f"{len(args.runs)} run{'s' * (len(args.runs) > 1)}"
+    print(f"{out}: ensemble of {runs}"
+          f"{', each also on ' + ' and '.join(views) if views else ''}")
     return 0
 
 
@@ -422,6 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble.add_argument("--out", type=Path, required=True, help="the run folder to write")
     ensemble.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
                           help="also average each model on the mirrored face (default: yes)")
+    ensemble.add_argument("--crop", type=int, action="append", default=[], metavar="PIXELS",
+                          help="also average each model on the face's central PIXELS square, "
+                               "resized back (a zoom-in; repeat for more sizes)")
     ensemble.set_defaults(run=ensemble_command)
 
     demo = commands.add_parser("demo", help="run the bundled model on a built-in example clip")

@@ -39,12 +39,31 @@ log = logging.getLogger(__name__)
 SEXES = ("male", "female")
 #: Compute dtypes of mixed precision, which saved models do not keep
 HALF_DTYPES = ("bfloat16", "float16")
+#: /proc/cpuinfo flags of CPUs that compute in bfloat16 rather than emulate it
+BFLOAT16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
 @dataclass(frozen=True)
 class RunResult:
     run_dir: Path
     metrics: dict[str, Any]
+
+
+def native_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
+    """Whether mixed bfloat16 runs natively here: a GPU, or a CPU with AVX-512 BF16 or AMX.
+
+    None where it cannot tell (no ``cpuinfo``, e.g. not Linux). Elsewhere bfloat16 is emulated:
+    training is then slower than in float32 (``benchmarks/mixed_precision.py`` measures it).
+    """
+    if tf.config.list_physical_devices("GPU"):
+        return True
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return None
+    flags = {flag for line in text.splitlines() if line.startswith("flags")
+             for flag in line.partition(":")[2].split()}
+    return bool(flags & BFLOAT16_CPU_FLAGS)
 
 
 def _write_history(path: Path, rows: tuple[dict[str, float], ...]) -> None:
@@ -106,6 +125,9 @@ def train_splits(
     # the policy is process-wide: set for this run only
     previous_policy = keras.mixed_precision.global_policy()
     if config.mixed_precision:
+        if native_bfloat16() is False:
+            log.warning("mixed precision on a CPU without AVX-512 BF16 or AMX: bfloat16 is "
+                        "emulated and trains slower than float32 here; drop --mixed-precision")
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
         with scope:
@@ -206,7 +228,8 @@ def load_run(run_dir: str | Path) -> tuple[keras.Model, LabelSet]:
 
 
 def ensemble_run(
-    run_dirs: list[str | Path], out_dir: str | Path, *, flip: bool = True
+    run_dirs: list[str | Path], out_dir: str | Path, *, flip: bool = True,
+    crops: tuple[int, ...] = (),
 ) -> Path:
     """Write a run folder whose model averages the probabilities of the runs in ``run_dirs``
     (see :func:`emokeras.models.ensemble.build_ensemble`); returns the folder.
@@ -229,16 +252,18 @@ def ensemble_run(
             raise RunFolderError(
                 f"run {str(run)!r} predicts {label_set.name!r} labels, run "
                 f"{str(run_dirs[0])!r} {first_labels.name!r}: an ensemble needs one label set")
-    model = build_ensemble([member for member, _ in loaded], flip=flip)
+    model = build_ensemble([member for member, _ in loaded], flip=flip, crops=crops)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_model_atomic(model, out_dir / "model.keras")
     write_json_atomic(out_dir / "labels.json",
                       json.loads((run_dirs[0] / "labels.json").read_text()))
     write_json_atomic(out_dir / "config.json", {"ensemble": {
         "flip": flip,
+        "crops": list(crops),
         "members": [{"run": str(run), "config": _read_config(run)} for run in run_dirs],
     }})
-    log.info("ensemble of %d runs (flip %s) written to %s", len(run_dirs), flip, out_dir)
+    log.info("ensemble of %d runs (flip %s, crops %s) written to %s", len(run_dirs), flip,
+             list(crops), out_dir)
     return out_dir
 
 

@@ -72,24 +72,38 @@ def test_the_ensemble_averages_its_members_on_the_face_and_its_mirror(two_runs, 
     assert ensemble_members(a) == []
 
 
+def test_crops_add_the_central_square_resized_back_and_its_mirror(two_runs, faces):
+    a, _ = load_run(two_runs[0])
+    x = faces.astype("float32")
+    zoomed = tf.image.resize(x[:, 2:46, 2:46], (48, 48), "bilinear").numpy()
+    views = [x, x[:, :, ::-1], zoomed, zoomed[:, :, ::-1]]
+    expected = np.mean([a.predict(view, verbose=0) for view in views], axis=0)
+    ensemble = build_ensemble([a], flip=True, crops=(44,))
+    np.testing.assert_allclose(ensemble.predict(x, verbose=0), expected, atol=1e-5)
+    crop_only = build_ensemble([a], crops=(44,))
+    np.testing.assert_allclose(
+        crop_only.predict(x, verbose=0),
+        (a.predict(x, verbose=0) + a.predict(zoomed, verbose=0)) / 2, atol=1e-5)
+
+
 def test_ensemble_command_writes_a_run_folder_that_works_as_any_run(
         two_runs, faces, fer2013_subset, tmp_path, capsys):
     out = tmp_path / "ens"
-    assert emokeras_main(["ensemble", *map(str, two_runs), "--out", str(out)]) == 0
-    assert "ensemble of 2 runs" in capsys.readouterr().out
+    assert emokeras_main(["ensemble", *map(str, two_runs), "--out", str(out), "--crop", "44"]) == 0
+    assert "the mirrored face and the central 44x44" in capsys.readouterr().out
     config = json.loads((out / "config.json").read_text())["ensemble"]
-    assert config["flip"] is True
+    assert config["flip"] is True and config["crops"] == [44]
     assert [m["run"] for m in config["members"]] == [str(run) for run in two_runs]
     assert config["members"][1]["config"]["mixed_precision"] is True
     assert json.loads((out / "labels.json").read_text()) == json.loads(
         (two_runs[0] / "labels.json").read_text())
 
-    # reloads in safe mode, as the members' average on the face and its mirror
+    # reloads in safe mode, as the members' average on the face, its crop and their mirrors
     model, label_set = load_run(out)
     members = [load_run(run)[0] for run in two_runs]
     x = faces.astype("float32")
-    np.testing.assert_allclose(model.predict(x, verbose=0),
-                               build_ensemble(members, flip=True).predict(x, verbose=0), atol=1e-6)
+    expected = build_ensemble(members, flip=True, crops=(44,)).predict(x, verbose=0)
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-6)
     assert label_set.name == "fer2013"
     assert evaluate.main([str(out), "--data", str(fer2013_subset), "--split", "test"]) == 0
     assert json.loads((out / "evaluation_test.json").read_text())["frame"]["count"] == 84
@@ -115,8 +129,11 @@ def test_ensemble_errors_name_what_is_wrong(two_runs, tmp_path):
     rgb = build_model("small_cnn", 7, weights=None, input_size=48, channels=3)
     with pytest.raises(ConfigError, match="takes 3 channels"):
         build_ensemble([a, rgb])
-    with pytest.raises(ConfigError, match="without flip is that model"):
+    with pytest.raises(ConfigError, match="without flip or crops is that model"):
         build_ensemble([a])
+    for crop in (48, 0, 40.5):
+        with pytest.raises(ConfigError, match=f"crop size {crop!r} is not .* 1 and the input's 47"):
+            build_ensemble([a], crops=(crop,))
     with pytest.raises(ConfigError, match="needs at least one member"):
         build_ensemble([])
     with pytest.raises(RunFolderError, match="one of its members"):

@@ -25,6 +25,7 @@ from emokeras.datasets.pipeline import AugmentConfig
 from emokeras.errors import ConfigError, RunFolderError
 from emokeras.fileio import read_csv
 from emokeras.models import HeadConfig, build_model, get_backbone
+from emokeras.runs import native_bfloat16
 from emokeras.training import Phase, TrainConfig, fit
 
 NO_AUGMENT = AugmentConfig(
@@ -267,3 +268,15 @@ def test_copying_a_run_folder_keeps_it_loadable(tmp_path, fer2013_subset):
 
     model, label_set = load_run(tmp_path / "moved")
     assert label_set.name == "fer2013" and model.output_shape == (None, 7)
+
+
+def test_native_bfloat16_reads_the_cpu_flags(tmp_path):
+    # two cores as /proc/cpuinfo lists them: an AVX2-only AMD EPYC, an AMX Xeon
+    epyc = ("processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n\n"
+            "processor\t: 1\nflags\t\t: fpu sse2 avx avx2 fma\n")
+    xeon = "processor\t: 0\nflags\t\t: avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+    (tmp_path / "epyc").write_text(epyc)
+    (tmp_path / "xeon").write_text(xeon)
+    assert native_bfloat16(tmp_path / "epyc") is False
+    assert native_bfloat16(tmp_path / "xeon") is True
+    assert native_bfloat16(tmp_path / "missing") is None
