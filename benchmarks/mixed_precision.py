@@ -1,10 +1,10 @@
 """Training speed in float32 vs mixed bfloat16 on this machine's CPU (or GPU), in one process.
 
 Same model (the bundled recipe's ``small_cnn``, 48x48 grayscale, batch 64), same real FER2013
-faces, same augmentation, one epoch over ``--items`` faces per policy after a warm-up epoch (graph
-tracing). Mixed bfloat16 pays off only where the hardware computes in bfloat16 (AVX-512 BF16 /
-AMX CPUs, recent GPUs); elsewhere it is emulated and slower than float32, which is what
-``emokeras.runs.native_bfloat16`` warns about.
+faces (spread over the classes), same augmentation, one epoch over ``--items`` faces per policy
+after a warm-up epoch (graph tracing). Mixed bfloat16 pays off only where the hardware computes
+in bfloat16 (AVX-512 BF16 / AMX CPUs, recent GPUs); elsewhere it is emulated and slower than
+float32, which is what ``emokeras.runs.native_bfloat16`` warns about.
 
     python benchmarks/mixed_precision.py --fer2013 FER_DIR [--items 2048]
 """
@@ -13,24 +13,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import keras
 import numpy as np
+from feature_cache import EpochTimer  # benchmarks/ is on sys.path when run as a script
 
 from emokeras.datasets import load_fer2013_folders
 from emokeras.models import build_model
 from emokeras.runs import native_bfloat16
 from emokeras.training import Phase, TrainConfig, fit
-
-
-class EpochTimer(keras.callbacks.Callback):
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_started = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.last_epoch = time.perf_counter() - self.epoch_started
 
 
 def epoch_seconds(policy: str, train, val) -> float:
@@ -44,7 +36,7 @@ def epoch_seconds(policy: str, train, val) -> float:
                              backbone_lr_multiplier=1.0, class_balance="none")
         timer = EpochTimer()
         fit(model, train, val, config, extra_callbacks=[timer])
-        return timer.last_epoch
+        return timer.epochs[-1]
     finally:
         keras.mixed_precision.set_global_policy(previous)
 
