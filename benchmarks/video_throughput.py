@@ -2,13 +2,15 @@
 
 The per-frame loop is how the seeds and deepface work: decode a frame, detect the face, call
 ``model.predict`` on that one crop. Both paths use the same real 720p RAVDESS clip, the bundled
-model, the same Haar detector and every frame. predict_video follows the face from frame to frame
-(its default); it is also timed searching every whole frame (``track=False``) to show what the
-tracking adds. The real-time factor is processing time over clip duration for predict_video with
-its default settings (10 sampled frames per second). Each path runs once untimed first (graph
-tracing, detector load), then is timed over ``--repeat`` runs.
+model (or ``--model``), the same Haar detector and every frame. predict_video follows the face
+from frame to frame (its default); it is also timed searching every whole frame
+(``track=False``) to show what the tracking adds. The real-time factor is processing time over
+clip duration for predict_video with its default settings (10 sampled frames per second).
+predict_video decodes and finds the faces of the next batch while the model classifies this one
+(``emokeras.prefetch``); the "in turn" row runs the same steps one after the other. Each path
+runs once untimed first (graph tracing, detector load), then is timed over ``--repeat`` runs.
 
-    python benchmarks/video_throughput.py [--clip PATH] [--repeat 3]
+    python benchmarks/video_throughput.py [--clip PATH] [--repeat 3] [--model RUN_DIR]
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emokeras.faces import HaarFaceDetector, crop_face
-from emokeras.inference import CROP_MARGIN, predict_video, resolve_model
-from emokeras.video import probe_video
+from emokeras.faces import FaceTracker, HaarFaceDetector, crop_face, iter_face_crops
+from emokeras.inference import CROP_MARGIN, crop_size_for, predict_video, resolve_model
+from emokeras.video import iter_frames, probe_video
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CLIP = REPO.parent / "shared" / "fixtures" / "ravdess" / "actor01_sample_02.mp4"
@@ -49,6 +51,22 @@ def per_frame_loop(clip: Path, emotion, detector) -> int:
         capture.release()
 
 
+def in_turn(clip: Path, emotion, detector, batch_size: int = 32) -> int:
+    """predict_video's steps without its prefetch: decode and track a batch, then classify it."""
+    faces = iter_face_crops(iter_frames(clip, step=1), FaceTracker(detector),
+                            size=crop_size_for(emotion), margin=CROP_MARGIN, which="largest")
+    crops, seen = [], 0
+    for item in faces:
+        if item.crops:
+            crops.append(item.crops[0].image)
+        if len(crops) == batch_size:
+            emotion.predict(crops)
+            seen, crops = seen + len(crops), []
+    if crops:
+        emotion.predict(crops)
+    return seen + len(crops)
+
+
 def timed(function, repeat: int) -> float:
     function()  # warm-up: tracing, first allocations
     times = []
@@ -63,23 +81,26 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--model", type=Path, help="a run folder (default: the bundled model)")
     args = parser.parse_args()
 
     info = probe_video(args.clip)
-    emotion = resolve_model(None)
+    emotion = resolve_model(args.model)
     detector = HaarFaceDetector()
     frames = predict_video(args.clip, emotion, frame_step=1, face_detector=detector).frames_read
 
     loop = timed(lambda: per_frame_loop(args.clip, emotion, detector), args.repeat)
     ours = timed(lambda: predict_video(args.clip, emotion, frame_step=1, face_detector=detector,
                                        batch_size=32), args.repeat)
+    sequential = timed(lambda: in_turn(args.clip, emotion, detector), args.repeat)
     untracked = timed(lambda: predict_video(args.clip, emotion, frame_step=1, track=False,
                                             face_detector=detector, batch_size=32), args.repeat)
     default = timed(lambda: predict_video(args.clip, emotion), args.repeat)
     sampled = predict_video(args.clip, emotion).frames_read
 
     print(f"{args.clip.name}: {info.width}x{info.height}, {frames} frames, {info.duration:.2f} s; "
-          f"bundled model {emotion.input_size}x{emotion.input_size}x{emotion.channels}; "
+          f"{args.model or 'bundled'} model "
+          f"{emotion.input_size}x{emotion.input_size}x{emotion.channels}; "
           f"median of {args.repeat} runs\n")
     print("| path | frames | seconds | frames / s | speed-up |")
     print("|---|---:|---:|---:|---:|")
@@ -87,6 +108,8 @@ def main() -> int:
           f"{frames / loop:.1f} | 1.0x |")
     print(f"| predict_video, every frame, batch 32, whole-frame detection (track=False) | {frames} "
           f"| {untracked:.2f} | {frames / untracked:.1f} | {loop / untracked:.1f}x |")
+    print(f"| the same steps in turn (decode and track a batch, then classify it) | {frames} "
+          f"| {sequential:.2f} | {frames / sequential:.1f} | {loop / sequential:.1f}x |")
     print(f"| predict_video, every frame, batch 32 (face tracked) | {frames} | {ours:.2f} "
           f"| {frames / ours:.1f} | {loop / ours:.1f}x |")
     print(f"| predict_video, defaults (10 fps sampled) | {sampled} | {default:.2f} | "

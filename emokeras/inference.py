@@ -28,6 +28,7 @@ from emokeras.faces import (
 )
 from emokeras.images import load_image, resize
 from emokeras.labels import LabelSet
+from emokeras.prefetch import prefetch
 from emokeras.video import iter_frames
 
 log = logging.getLogger(__name__)
@@ -419,7 +420,8 @@ def predict_video(
     probs = {key: [] for key in candidates}
     sex_probs, indices, stamps = [], [], []
     frames_read = without_face = 0
-    for batch in _batches(faces, batch_size):
+    # the next batch is decoded and its faces found while the model classifies this one
+    for batch in prefetch(_batches(faces, batch_size)):
         frames_read += len(batch)
         with_face = [item for item in batch if item.crops]
         without_face += len(batch) - len(with_face)
