@@ -25,7 +25,13 @@ import cv2
 import numpy as np
 
 from emokeras.faces import FaceTracker, HaarFaceDetector, crop_face, iter_face_crops
-from emokeras.inference import CROP_MARGIN, crop_size_for, predict_video, resolve_model
+from emokeras.inference import (
+    CROP_MARGIN,
+    _batches,
+    crop_size_for,
+    predict_video,
+    resolve_model,
+)
 from emokeras.video import iter_frames, probe_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,20 +57,14 @@ def per_frame_loop(clip: Path, emotion, detector) -> int:
         capture.release()
 
 
-def in_turn(clip: Path, emotion, detector, batch_size: int = 32) -> int:
+def in_turn(clip: Path, emotion, detector, batch_size: int = 32) -> None:
     """predict_video's steps without its prefetch: decode and track a batch, then classify it."""
     faces = iter_face_crops(iter_frames(clip, step=1), FaceTracker(detector),
                             size=crop_size_for(emotion), margin=CROP_MARGIN, which="largest")
-    crops, seen = [], 0
-    for item in faces:
-        if item.crops:
-            crops.append(item.crops[0].image)
-        if len(crops) == batch_size:
+    for batch in _batches(faces, batch_size):  # predict_video's batching, without prefetch()
+        crops = [item.crops[0].image for item in batch if item.crops]
+        if crops:
             emotion.predict(crops)
-            seen, crops = seen + len(crops), []
-    if crops:
-        emotion.predict(crops)
-    return seen + len(crops)
 
 
 def timed(function, repeat: int) -> float:

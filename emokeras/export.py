@@ -798,7 +798,7 @@ def _quantize_onnx(fp32: Path, quantize: str, faces: np.ndarray | None) -> Path:
     # uint8 activations with int8 weights (U8S8): onnxruntime's fast int8 path on x86-64.
     # reduce_range (7-bit weights): without VNNI (AVX2-only CPUs such as many AMD EPYCs) the
     # U8S8 kernels saturate their 16-bit sums; argmax agreement with Keras on 280 PublicTest
-    # faces there: 81% without it, 99% with it (bundled model).
+    # faces there: 81% without it, 99% with it (the flip-only bundle).
     quantize_static(str(prepared), str(out), Faces(), quant_format=QuantFormat.QDQ,
                     per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8)
