@@ -11,7 +11,9 @@ from emokeras.cli import main as emokeras_main
 
 
 def main(argv: list[str] | None = None) -> int:
-    return emokeras_main(["evaluate", *(sys.argv[1:] if argv is None else argv)])
+    # run as a program: TensorFlow's C++ start-up logging is kept off stderr
+    args = sys.argv[1:] if argv is None else argv
+    return emokeras_main(["evaluate", *args], quiet=argv is None)
 
 
 if __name__ == "__main__":

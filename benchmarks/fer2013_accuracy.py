@@ -26,7 +26,7 @@ from emokeras.datasets import load_ckplus, load_fer2013_folders
 from emokeras.datasets.ferplus import load_ferplus_votes, majority_labels
 from emokeras.evaluation import predict_source
 from emokeras.labels import CKPLUS, FER2013
-from emokeras.runs import load_run
+from emokeras.run_folder import load_run
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

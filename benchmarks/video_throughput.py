@@ -2,7 +2,8 @@
 
 The per-frame loop is how the seeds and deepface work: decode a frame, detect the face, call
 ``model.predict`` on that one crop. Both paths use the same real 720p RAVDESS clip, the bundled
-model (or ``--model``), the same Haar detector and every frame. predict_video follows the face
+model (or ``--model``), the same face detector (``--detector``, default YuNet, the package's
+default) and every frame. predict_video follows the face
 from frame to frame (its default); it is also timed searching every whole frame
 (``track=False``) to show what the tracking adds. The real-time factor is processing time over
 clip duration for predict_video with its default settings (10 sampled frames per second).
@@ -11,6 +12,7 @@ predict_video decodes and finds the faces of the next batch while the model clas
 runs once untimed first (graph tracing, detector load), then is timed over ``--repeat`` runs.
 
     python benchmarks/video_throughput.py [--clip PATH] [--repeat 3] [--model RUN_DIR]
+        [--detector yunet|haar|mtcnn]
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emokeras.faces import FaceTracker, HaarFaceDetector, crop_face, iter_face_crops
+from emokeras.faces import DETECTORS, FaceTracker, crop_face, get_detector, iter_face_crops
 from emokeras.inference import (
     CROP_MARGIN,
     _batches,
@@ -82,11 +84,12 @@ def main() -> int:
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--model", type=Path, help="a run folder (default: the bundled model)")
+    parser.add_argument("--detector", choices=sorted(DETECTORS), default="yunet")
     args = parser.parse_args()
 
     info = probe_video(args.clip)
     emotion = resolve_model(args.model)
-    detector = HaarFaceDetector()
+    detector = get_detector(args.detector)
     frames = predict_video(args.clip, emotion, frame_step=1, face_detector=detector).frames_read
 
     loop = timed(lambda: per_frame_loop(args.clip, emotion, detector), args.repeat)
@@ -95,12 +98,13 @@ def main() -> int:
     sequential = timed(lambda: in_turn(args.clip, emotion, detector), args.repeat)
     untracked = timed(lambda: predict_video(args.clip, emotion, frame_step=1, track=False,
                                             face_detector=detector, batch_size=32), args.repeat)
-    default = timed(lambda: predict_video(args.clip, emotion), args.repeat)
-    sampled = predict_video(args.clip, emotion).frames_read
+    default = timed(lambda: predict_video(args.clip, emotion, detector=detector), args.repeat)
+    sampled = predict_video(args.clip, emotion, detector=detector).frames_read
 
     print(f"{args.clip.name}: {info.width}x{info.height}, {frames} frames, {info.duration:.2f} s; "
           f"{args.model or 'bundled'} model "
           f"{emotion.input_size}x{emotion.input_size}x{emotion.channels}; "
+          f"{args.detector} detector; "
           f"median of {args.repeat} runs\n")
     print("| path | frames | seconds | frames / s | speed-up |")
     print("|---|---:|---:|---:|---:|")

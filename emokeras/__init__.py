@@ -1,101 +1,113 @@
 """emokeras: emotion recognition in faces, in video and images, by transfer learning on Keras 3.
 
-The public API, re-exported explicitly. Importing emokeras has no side effects and does not import
-TensorFlow; modules that need it import it when used.
+The public API, reachable from ``import emokeras``: ``emokeras.predict_video``,
+``emokeras.build_model``, ``emokeras.load_model``, ... Names are resolved lazily (PEP 562): a
+name's module is imported the first time the name is used, so ``import emokeras`` itself has no
+side effects and imports neither TensorFlow nor Keras, and ``emokeras.FER2013`` does not load
+the models. ``dir(emokeras)`` and ``__all__`` list every name.
 """
 
-from emokeras.aggregation import Aggregate, aggregate
-from emokeras.audio import SpectrogramConfig, audio_spectrogram, load_audio
-from emokeras.audio_inference import AudioEmotionModel, AudioPrediction, fuse, predict_audio
-from emokeras.errors import (
-    AudioReadError,
-    DatasetError,
-    EmokerasError,
-    ImageReadError,
-    NoAudioError,
-    NoFaceFoundError,
-    RavdessNameError,
-    VideoReadError,
-)
-from emokeras.export import export_onnx, export_saved_model, export_tflite, run_export
-from emokeras.faces import (
-    FaceBox,
-    FaceCrop,
-    FaceDetector,
-    FaceTracker,
-    FrameFaces,
-    HaarFaceDetector,
-    MtcnnFaceDetector,
-    crop_face,
-    detect_faces_and_crop,
-    iter_face_crops,
-)
-from emokeras.gender import DeepfaceSexClassifier
-from emokeras.images import load_image
-from emokeras.inference import (
-    EmotionModel,
-    ImagePrediction,
-    SexRoutedModel,
-    VideoPrediction,
-    predict_frames,
-    predict_image,
-    predict_video,
-)
-from emokeras.labels import CKPLUS, FER2013, RAVDESS, SPEECH5, LabelSet, get_label_set
-from emokeras.video import Frame, VideoInfo, iter_frames, probe_video
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Aggregate",
-    "AudioEmotionModel",
-    "AudioPrediction",
-    "AudioReadError",
-    "NoAudioError",
-    "SPEECH5",
-    "SpectrogramConfig",
-    "audio_spectrogram",
-    "fuse",
-    "load_audio",
-    "predict_audio",
-    "EmotionModel",
-    "ImagePrediction",
-    "SexRoutedModel",
-    "VideoPrediction",
-    "aggregate",
-    "export_onnx",
-    "export_saved_model",
-    "export_tflite",
-    "run_export",
-    "predict_frames",
-    "predict_image",
-    "predict_video",
-    "CKPLUS",
-    "FER2013",
-    "RAVDESS",
-    "DatasetError",
-    "DeepfaceSexClassifier",
-    "EmokerasError",
-    "FaceBox",
-    "FaceCrop",
-    "FaceDetector",
-    "FaceTracker",
-    "Frame",
-    "FrameFaces",
-    "HaarFaceDetector",
-    "ImageReadError",
-    "LabelSet",
-    "MtcnnFaceDetector",
-    "NoFaceFoundError",
-    "RavdessNameError",
-    "VideoInfo",
-    "VideoReadError",
-    "__version__",
-    "crop_face",
-    "detect_faces_and_crop",
-    "get_label_set",
-    "iter_face_crops",
-    "iter_frames",
-    "load_image",
-    "probe_video",
-]
+#: Each public name and the module that defines it.
+_EXPORTS: dict[str, str] = {
+    # errors
+    "AudioReadError": "emokeras.errors",
+    "ConfigError": "emokeras.errors",
+    "DatasetError": "emokeras.errors",
+    "EmokerasError": "emokeras.errors",
+    "ExportExistsError": "emokeras.errors",
+    "ExportVerificationError": "emokeras.errors",
+    "ImageReadError": "emokeras.errors",
+    "ModelLoadError": "emokeras.errors",
+    "NoAudioError": "emokeras.errors",
+    "NoFaceFoundError": "emokeras.errors",
+    "RavdessNameError": "emokeras.errors",
+    "RunFolderError": "emokeras.errors",
+    "VideoReadError": "emokeras.errors",
+    # labels
+    "CKPLUS": "emokeras.labels",
+    "FER2013": "emokeras.labels",
+    "RAVDESS": "emokeras.labels",
+    "SEXES": "emokeras.labels",
+    "SPEECH5": "emokeras.labels",
+    "LabelSet": "emokeras.labels",
+    "get_label_set": "emokeras.labels",
+    # media in
+    "Frame": "emokeras.video",
+    "VideoInfo": "emokeras.video",
+    "iter_frames": "emokeras.video",
+    "probe_video": "emokeras.video",
+    "load_image": "emokeras.images",
+    "SpectrogramConfig": "emokeras.audio",
+    "audio_spectrogram": "emokeras.audio",
+    "load_audio": "emokeras.audio",
+    # faces
+    "FaceBox": "emokeras.faces",
+    "FaceCrop": "emokeras.faces",
+    "FaceDetector": "emokeras.faces",
+    "FaceTracker": "emokeras.faces",
+    "FrameFaces": "emokeras.faces",
+    "HaarFaceDetector": "emokeras.faces",
+    "MtcnnFaceDetector": "emokeras.faces",
+    "crop_face": "emokeras.faces",
+    "detect_faces_and_crop": "emokeras.faces",
+    "iter_face_crops": "emokeras.faces",
+    "DeepfaceSexClassifier": "emokeras.gender",
+    # run folders and models
+    "RunFolder": "emokeras.run_folder",
+    "find_runs": "emokeras.run_folder",
+    "EmotionModel": "emokeras.model",
+    "SexRoutedModel": "emokeras.model",
+    "load_model": "emokeras.model",
+    "resolve_model": "emokeras.model",
+    "AudioEmotionModel": "emokeras.audio_inference",
+    # inference
+    "ImagePrediction": "emokeras.inference",
+    "VideoPrediction": "emokeras.inference",
+    "predict_frames": "emokeras.inference",
+    "predict_image": "emokeras.inference",
+    "predict_video": "emokeras.inference",
+    "AudioPrediction": "emokeras.audio_inference",
+    "fuse": "emokeras.audio_inference",
+    "predict_audio": "emokeras.audio_inference",
+    "Aggregate": "emokeras.aggregation",
+    "aggregate": "emokeras.aggregation",
+    # building and training (these import TensorFlow when used)
+    "HeadConfig": "emokeras.models",
+    "build_model": "emokeras.models",
+    "list_backbones": "emokeras.models",
+    "TrainConfig": "emokeras.training",
+    "fit": "emokeras.training",
+    "train_run": "emokeras.runs",
+    "ensemble_run": "emokeras.runs",
+    # evaluation and export
+    "RunEvaluation": "emokeras.evaluation",
+    "evaluate_run": "emokeras.evaluation",
+    "ExportResult": "emokeras.export",
+    "export_onnx": "emokeras.export",
+    "export_saved_model": "emokeras.export",
+    "export_tflite": "emokeras.export",
+    "run_export": "emokeras.export",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'emokeras' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next access is an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+

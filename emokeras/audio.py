@@ -37,6 +37,7 @@ import av
 import numpy as np
 
 from emokeras.errors import AudioReadError, ConfigError, NoAudioError
+from emokeras.fileio import missing_reason
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -157,7 +158,7 @@ def load_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
         raise ConfigError(f"sample_rate must be a positive integer, got {sample_rate!r}")
     path = Path(path)
     if not path.exists():
-        raise AudioReadError(path, "no such file")
+        raise AudioReadError(path, missing_reason(path))
     if not path.is_file():
         raise AudioReadError(path, "not a file")
     try:

@@ -2,7 +2,7 @@
 
 An audio model is an image classifier over spectrograms: the clip's waveform becomes uint8
 log-mel images (:func:`emokeras.audio.spectrogram_windows`, one per ``duration`` of audio), which
-go through the same preparation as face crops (:func:`emokeras.inference.prepare_crop`) and a
+go through the same preparation as face crops (:func:`emokeras.model.prepare_crop`) and a
 one-channel Keras classifier. The clip's probabilities are the mean over its windows. A run
 folder of an audio model is an ordinary run folder (model.keras, labels.json) plus
 ``spectrogram.json``, the :class:`~emokeras.audio.SpectrogramConfig` it was trained on: the
@@ -29,25 +29,25 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from emokeras.audio import SpectrogramConfig, load_audio, spectrogram_windows
 from emokeras.errors import ConfigError, RunFolderError
-from emokeras.inference import EmotionModel
+from emokeras.fileio import write_json_atomic
 from emokeras.labels import LabelSet
+from emokeras.model import EmotionModel
+from emokeras.results import ResultMixin
+from emokeras.run_folder import SPECTROGRAM_FILE, load_run
 
 log = logging.getLogger(__name__)
 
-#: The file that makes a run folder an audio model: the SpectrogramConfig it was trained on.
-SPECTROGRAM_FILE = "spectrogram.json"
 DEFAULT_AUDIO_WEIGHT = 0.3
 
 
 @dataclass(frozen=True, eq=False)
 class AudioEmotionModel(EmotionModel):
-    """An :class:`~emokeras.inference.EmotionModel` on spectrogram images, with the spectrogram
+    """An :class:`~emokeras.model.EmotionModel` on spectrogram images, with the spectrogram
     config its input images are computed with; ``predict`` takes spectrogram images."""
 
     config: SpectrogramConfig
@@ -56,8 +56,6 @@ class AudioEmotionModel(EmotionModel):
     def load(cls, run_dir: str | os.PathLike[str]) -> AudioEmotionModel:
         """From a run folder trained on a spectrogram set: model.keras, labels.json and
         spectrogram.json."""
-        from emokeras.runs import load_run
-
         run_dir = Path(run_dir)
         spec_file = run_dir / SPECTROGRAM_FILE
         # checked first: a face model's folder would otherwise load and fail later, obscurely
@@ -75,8 +73,6 @@ class AudioEmotionModel(EmotionModel):
 
     def save(self, run_dir: str | os.PathLike[str]) -> Path:
         """Write a run folder that ``load`` reads back."""
-        from emokeras.fileio import write_json_atomic
-
         run_dir = super().save(run_dir)
         write_json_atomic(run_dir / SPECTROGRAM_FILE, self.config.to_dict())
         return run_dir
@@ -107,26 +103,19 @@ def resolve_audio_model(model: AudioEmotionModel | str | os.PathLike[str]) -> Au
     )
 
 
-@dataclass(frozen=True, eq=False)
-class AudioPrediction:
-    """The emotion of a clip's speech: label, per-class scores, and how many windows it took."""
+@dataclass(frozen=True, eq=False, repr=False)
+class AudioPrediction(ResultMixin):
+    """The emotion of a clip's speech: label, class probabilities (``probabilities``; ``scores``
+    as a mapping class -> probability), and how many windows it took."""
 
     path: str
     label: str
     label_index: int
     emoji: str
-    scores: np.ndarray
+    probabilities: np.ndarray
     confidence: float
     class_names: tuple[str, ...]
     windows: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path, "label": self.label, "label_index": self.label_index,
-            "emoji": self.emoji, "confidence": self.confidence,
-            "scores": dict(zip(self.class_names, map(float, self.scores), strict=True)),
-            "windows": self.windows,
-        }
 
 
 def predict_audio(

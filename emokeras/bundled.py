@@ -12,14 +12,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from emokeras.run_folder import load_run
+
 BUNDLED_MODEL_DIR = Path(__file__).parent / "assets" / "fer2013_cnn48_ensemble"
 
 
 @functools.cache
 def load_bundled_model():
     """The bundled model and its label set (loaded once per process)."""
-    from emokeras.runs import load_run
-
     return load_run(BUNDLED_MODEL_DIR)
 
 

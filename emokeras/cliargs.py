@@ -91,4 +91,14 @@ def config_from_arguments(args: argparse.Namespace, cls):
             for parent in parents:
                 target = target.setdefault(parent, {})
             target[leaf] = vars(args)[name]
-    return cls.from_dict(data)
+    if hasattr(cls, "from_dict"):
+        return cls.from_dict(data)
+    # a flat config without its own from_dict (PrepareConfig)
+    known = {name for name, _, _ in _leaf_fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown config keys {unknown}; known: {sorted(known)}")
+    try:
+        return cls(**data)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{cls.__name__}: {error}") from None

@@ -31,6 +31,45 @@ class ImageReadError(EmokerasError):
         super().__init__(f"cannot read image {self.path!r}: {reason}")
 
 
+class ImageTooLargeError(ImageReadError):
+    """An image's header declares more pixels than the limit; refused before decoding it."""
+
+    def __init__(
+        self, path: str | Path, pixels: int, limit: int, size: tuple[int, int] | None = None
+    ) -> None:
+        self.pixels = pixels
+        self.limit = limit
+        self.size = size  # (width, height) where the header told it
+        what = f"{size[0]}x{size[1]} is {pixels} pixels" if size else f"it has {pixels} pixels"
+        super().__init__(path, f"{what}, over the limit of {limit} (raise max_pixels to read it)")
+
+
+class VideoTooLargeError(VideoReadError):
+    """A video's frames have more pixels than the limit; refused before decoding a frame."""
+
+    def __init__(self, path: str | Path, width: int, height: int, limit: int) -> None:
+        self.width = width
+        self.height = height
+        self.limit = limit
+        super().__init__(
+            path,
+            f"frames of {width}x{height} are {width * height} pixels, over the limit of {limit} "
+            "(raise max_pixels to read it)",
+        )
+
+
+class ModelNotOfferedError(EmokerasError):
+    """A model choice (the app's picker) that is not one of the offered models.
+
+    The message is the same for every such choice, whether or not the path exists on the server,
+    so it tells nothing about the server's files.
+    """
+
+    def __init__(self, choice: str) -> None:
+        self.choice = choice
+        super().__init__(f"{choice!r} is not one of the offered models")
+
+
 class NoFaceFoundError(EmokerasError):
     """No face was found where one was required."""
 
@@ -83,3 +122,28 @@ class AudioReadError(EmokerasError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"cannot read audio from {self.path!r}: {reason}")
+
+
+class ModelLoadError(RunFolderError):
+    """A run folder's model or its labels cannot be loaded: a truncated, garbage or empty
+    ``model.keras``, a ``labels.json`` that is not the label set the model predicts, a layer that
+    safe mode refuses (a ``Lambda``), or a ``routing.json`` entry outside the run folder.
+
+    A :class:`RunFolderError`, so code that catches a bad run folder catches this too.
+    """
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"cannot load {self.path!r}: {reason}")
+
+
+class MissingExtraError(EmokerasError, ImportError):
+    """An optional feature's packages are not installed; the message names the extra that
+    brings them (``pip install 'emokeras[<extra>]'``)."""
+
+    def __init__(self, extra: str, module: str, feature: str) -> None:
+        self.extra = extra
+        self.module = module
+        super().__init__(f"{feature} needs the '{extra}' extra (module {module!r} is missing): "
+                         f"pip install 'emokeras[{extra}]'")

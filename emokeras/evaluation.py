@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,6 +13,8 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, r
 from emokeras.aggregation import METHODS, aggregate
 from emokeras.datasets.sources import Source, labels_of
 from emokeras.errors import DatasetError
+from emokeras.fileio import read_csv, write_json_atomic
+from emokeras.run_folder import HISTORY_FILE, load_run
 
 
 @dataclass(frozen=True)
@@ -158,26 +162,56 @@ def build_report(
     )
 
 
-def evaluate_run(run_dir, data, split: str = "val") -> tuple[dict[str, Any], list]:
+@dataclass(frozen=True)
+class RunEvaluation:
+    """What :func:`evaluate_run` measured and wrote: the report of a run's model on a split of a
+    dataset, and the files (the JSON report, the plots) written into the run folder."""
+
+    run_dir: Path
+    data: str
+    split: str
+    protocol: str
+    report: EvaluationReport
+    written: tuple[Path, ...]
+
+    @property
+    def frame(self) -> ClassificationMetrics:
+        return self.report.frame
+
+    @property
+    def roc_auc(self) -> dict[str, float | None]:
+        return self.report.roc_auc
+
+    @property
+    def video(self) -> dict[str, ClassificationMetrics]:
+        return self.report.video
+
+    @property
+    def per_sex(self) -> dict[str, dict[str, ClassificationMetrics]]:
+        return self.report.per_sex
+
+    def to_dict(self) -> dict[str, Any]:
+        """As ``evaluation_<split>.json`` holds it."""
+        return {"data": self.data, "split": self.split, "protocol": self.protocol,
+                **self.report.to_dict()}
+
+
+def evaluate_run(run_dir, data, split: str = "val") -> RunEvaluation:
     """Evaluate a run folder's model on a split of ``data``; write the report and its plots.
 
     Writes ``evaluation_<split>.json``, ``confusion_<split>.png``, ``roc_<split>.png``,
     ``per_class_<split>.png`` and, when the run has a ``history.csv``, ``training_curves.png``,
     into the run folder. For a face-crop manifest the report adds video-level results for
-    every aggregation method and results per sex. Returns the report and the files written.
+    every aggregation method and results per sex. Returns a :class:`RunEvaluation`.
     """
-    from pathlib import Path
-
     from emokeras.datasets.manifest import read_manifest_rows
     from emokeras.datasets.sources import load_splits
-    from emokeras.fileio import read_csv, write_json_atomic
-    from emokeras.plots import (
+    from emokeras.plots import (  # in-function: matplotlib is needed only here
         plot_confusion_matrix,
         plot_per_class,
         plot_roc_curves,
         plot_training_curves,
     )
-    from emokeras.runs import load_run
 
     run_dir, data = Path(run_dir), Path(data)
     model, label_set = load_run(run_dir)
@@ -194,9 +228,9 @@ def evaluate_run(run_dir, data, split: str = "val") -> tuple[dict[str, Any], lis
         sexes = [row.get("sex", "") for row in rows]
     report = build_report(y_true, probabilities, label_set.classes, video_ids=video_ids,
                           sexes=sexes)
-    result = {"data": str(data), "split": split, "protocol": splits.protocol, **report.to_dict()}
+    result = RunEvaluation(run_dir, str(data), split, splits.protocol, report, ())
     written = [run_dir / f"evaluation_{split}.json"]
-    write_json_atomic(written[0], result)
+    write_json_atomic(written[0], result.to_dict())
     written += [
         plot_confusion_matrix(report.frame.confusion, label_set.classes,
                               run_dir / f"confusion_{split}.png",
@@ -206,7 +240,7 @@ def evaluate_run(run_dir, data, split: str = "val") -> tuple[dict[str, Any], lis
                         report.roc_auc),
         plot_per_class(report.frame.per_class, run_dir / f"per_class_{split}.png"),
     ]
-    if (run_dir / "history.csv").is_file():
-        written.append(plot_training_curves(read_csv(run_dir / "history.csv"),
+    if (run_dir / HISTORY_FILE).is_file():
+        written.append(plot_training_curves(read_csv(run_dir / HISTORY_FILE),
                                             run_dir / "training_curves.png"))
-    return result, written
+    return dataclasses.replace(result, written=tuple(written))

@@ -36,6 +36,7 @@ import numpy as np
 from emokeras.errors import ConfigError, EmokerasError, NoFaceFoundError
 from emokeras.fileio import atomic_write
 from emokeras.images import load_image, resize
+from emokeras.model import crop_sexes, crop_size_for, prepare_crop, resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +69,6 @@ def _as_batch(model, image) -> np.ndarray:
         raise ConfigError(f"image must be (H, W) gray or (H, W, 3) RGB, got shape {image.shape}")
     if image.size == 0:
         raise ConfigError("image is empty")
-    from emokeras.inference import prepare_crop
-
     _, size, _, channels = model.input_shape
     face = image.astype(np.float32) if image.dtype != np.uint8 else image
     return prepare_crop(face, int(size), int(channels))[np.newaxis]
@@ -90,9 +89,11 @@ def _parts(model):
 
 def _logits_chain(head_layers):
     """The head up to its logits layer (Grad-CAM's score is the logit, not the probability)."""
+    from emokeras.models.heads import LOGITS_LAYER  # in-function: it imports Keras
+
     names = [layer.name for layer in head_layers]
-    if "head_logits" in names:
-        return head_layers[: names.index("head_logits") + 1]
+    if LOGITS_LAYER in names:
+        return head_layers[: names.index(LOGITS_LAYER) + 1]
     return head_layers
 
 
@@ -303,9 +304,7 @@ def save_explanation(
 def _pick_model(emotion, crop: np.ndarray, sex: str | None):
     """The EmotionModel to explain: the model itself, or a sex-routed model's model for the
     face's sex (given, else classified), as inference routes it."""
-    from emokeras.inference import _crop_sexes
-
-    sexes = _crop_sexes(emotion, [crop], sex)
+    sexes = crop_sexes(emotion, [crop], sex)
     return emotion if sexes is None else emotion.models[sexes[0]]
 
 
@@ -329,8 +328,6 @@ def explain_file(
     ``VideoPrediction`` as ``video``; the sampled frame with the highest probability for the
     video's label is read again, its largest face cropped and explained for that label.
     """
-    from emokeras.inference import crop_size_for, resolve_model
-
     emotion = resolve_model(model)
     path = Path(path)
     size = crop_size_for(emotion)  # crops as inference makes them

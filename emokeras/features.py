@@ -361,7 +361,7 @@ class FeatureClassifier:
             "backbone_model": None,
         }
         if self.features == "embedding":
-            from emokeras.runs import save_model_atomic
+            from emokeras.run_folder import save_model_atomic
 
             model_file = path.with_name(path.name + ".backbone.keras")
             save_model_atomic(self._backbone_model, model_file)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -40,6 +42,57 @@ def atomic_path(path: str | Path, *, keep_suffix: bool = False) -> Iterator[Path
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def check_target(target: str | Path, overwrite: bool,
+                 error: Callable[[str], Exception] = FileExistsError) -> None:
+    """Raise ``error`` if ``target`` is a file, or a folder that holds something, and not
+    ``overwrite``."""
+    target = Path(target)
+    if target.is_file() or target.is_symlink():
+        if not overwrite:
+            raise error(f"{str(target)!r} exists; pass overwrite=True to replace it")
+    elif target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise error(
+            f"{str(target)!r} exists and is not empty; pass overwrite=True (--overwrite) to "
+            "replace it, or choose another version or folder"
+        )
+
+
+@contextlib.contextmanager
+def atomic_folder(target: str | Path, overwrite: bool = False,
+                  error: Callable[[str], Exception] = FileExistsError) -> Iterator[Path]:
+    """A temporary folder beside ``target`` to build in; on success it replaces ``target``.
+
+    A ``target`` that holds something raises ``error`` (see :func:`check_target`) unless
+    ``overwrite``, before and again after the build (someone may have written it meanwhile).
+    The temporary name is hidden and holds ``.partial`` (TF Serving loads only all-digit folder
+    names, so it never sees it). An old ``target`` is renamed away first and deleted after the
+    new one is in place. On an exception the temporary folder is removed.
+    """
+    target = Path(target)
+    check_target(target, overwrite, error)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        yield work
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(work, 0o777 & ~umask)  # mkdtemp's folder is owner-only; a server may not be
+        check_target(target, overwrite, error)
+        old = None
+        if target.is_dir() or target.is_file() or target.is_symlink():
+            old = target.with_name(f"{work.name}.old")
+            os.replace(target, old)
+        os.replace(work, target)
+        if old is not None:
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)
+            else:
+                old.unlink()
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
 
 
 def remove_partials(folder: str | Path) -> int:
@@ -82,3 +135,20 @@ def read_csv(path: str | Path) -> list[dict[str, str]]:
     """Read a CSV with a header into dict rows."""
     with open(path, newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
+
+
+def missing_reason(path: str | Path) -> str:
+    """Why ``path`` cannot be read as a file: "no such file", "broken symlink to ...", "symlink
+    loop", ... (``Path.exists()`` reads a loop and a dangling link alike as missing)."""
+    path = Path(path)
+    try:
+        path.stat()
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "symlink loop (the link resolves to itself)"
+        if path.is_symlink():
+            return f"broken symlink to {os.readlink(path)!r}"
+        if error.errno == errno.ENOENT:
+            return "no such file"
+        return error.strerror or str(error)
+    return "no such file"

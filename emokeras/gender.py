@@ -28,9 +28,7 @@ import cv2
 import numpy as np
 
 from emokeras.errors import EmokerasError
-
-#: Output order of every sex classifier here.
-SEXES: tuple[str, str] = ("female", "male")
+from emokeras.labels import SEXES  # the output order of every sex classifier here
 
 ONNX_MODEL = Path(__file__).parent / "assets" / "sex" / "gender-v1.onnx"
 #: The network's input: RGB bytes minus these channel means, divided by 256 (dlib's recipe).

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from emokeras import aggregation
@@ -23,12 +21,25 @@ from emokeras.faces import (
     FaceDetector,
     FaceTracker,
     crop_face,
-    default_detector,
+    get_detector,
     iter_face_crops,
 )
-from emokeras.images import load_image, resize
+from emokeras.images import load_image
 from emokeras.labels import LabelSet
+
+# The model objects live in emokeras.model; imported here for inference's own use and so that
+# ``from emokeras.inference import EmotionModel`` (and the rest) keeps working.
+from emokeras.model import (  # noqa: F401
+    EmotionModel,
+    SexRoutedModel,
+    crop_size_for,
+    resolve_model,
+)
+from emokeras.model import crop_sexes as _crop_sexes
+from emokeras.model import route as _route
 from emokeras.prefetch import prefetch
+from emokeras.results import ResultMixin, VideoTableMixin
+from emokeras.tracking import IdentityTracker
 from emokeras.video import iter_frames
 
 log = logging.getLogger(__name__)
@@ -39,189 +50,68 @@ DEFAULT_TARGET_FPS = 10.0
 CROP_MARGIN = 0.2
 
 
-def prepare_crop(crop: np.ndarray, input_size: int, channels: int) -> np.ndarray:
-    """A face crop (RGB or gray, any size) as a model with this input takes it: resized,
-    converted to its channels, float32 0-255, (input_size, input_size, channels)."""
-    crop = resize(crop, input_size)
-    if crop.ndim == 2:
-        crop = crop[..., np.newaxis]
-    if channels == 1 and crop.shape[-1] == 3:
-        crop = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)[..., np.newaxis]
-    elif channels == 3 and crop.shape[-1] == 1:
-        crop = np.repeat(crop, 3, axis=-1)
-    return crop.astype(np.float32)
-
-
-@dataclass(frozen=True, eq=False)
-class EmotionModel:
-    """A Keras classifier (raw pixels in, probabilities out) with the label set of its outputs."""
-
-    model: Any  # keras.Model; typed loosely so importing this module does not import Keras
-    label_set: LabelSet
-
-    def __post_init__(self) -> None:
-        classes = self.model.output_shape[-1]
-        if classes != len(self.label_set):
-            raise ConfigError(
-                f"the model has {classes} outputs but label set {self.label_set.name!r} has "
-                f"{len(self.label_set)} classes"
-            )
-
-    @classmethod
-    def load(cls, run_dir: str | os.PathLike[str]) -> EmotionModel:
-        """From a run folder written by ``train.py`` (model.keras + labels.json)."""
-        from emokeras.runs import load_run
-
-        model, label_set = load_run(run_dir)
-        return cls(model, label_set)
-
-    def save(self, run_dir: str | os.PathLike[str]) -> Path:
-        """Write a run folder that ``load`` reads back: model.keras and labels.json."""
-        from emokeras.fileio import write_json_atomic
-        from emokeras.runs import save_model_atomic
-
-        run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_model_atomic(self.model, run_dir / "model.keras")
-        write_json_atomic(run_dir / "labels.json", {
-            "label_set": self.label_set.name, "classes": list(self.label_set.classes),
-        })
-        return run_dir
-
-    @property
-    def input_size(self) -> int:
-        return int(self.model.input_shape[1])
-
-    @property
-    def channels(self) -> int:
-        return int(self.model.input_shape[-1])
-
-    def prepare(self, crop: np.ndarray) -> np.ndarray:
-        """An RGB (or gray) uint8 crop as the model takes it: its size, its channels, float32."""
-        return prepare_crop(crop, self.input_size, self.channels)
-
-    def predict(self, crops: Iterable[np.ndarray]) -> np.ndarray:
-        """Probabilities (N, classes) for face crops of any size."""
-        batch = np.stack([self.prepare(c) for c in crops])
-        # predict_on_batch runs a traced graph without predict()'s per-call setup (which
-        # dominates on the small batches a video gives); calling the model eagerly, op by op,
-        # measured 10x slower for one face
-        return np.asarray(self.model.predict_on_batch(batch))
-
-
-@dataclass(frozen=True, eq=False)
-class SexRoutedModel:
-    """One EmotionModel per sex: each video (or face) goes to the model of its sex, detected or
-    given. Accepted wherever a model is; ``train.py --by-sex`` writes its run folder."""
-
-    models: dict[str, EmotionModel]
-
-    def __post_init__(self) -> None:
-        from emokeras.gender import SEXES
-
-        if set(self.models) != set(SEXES):
-            raise ConfigError(f"a sex-routed model needs one model for each of {SEXES}, "
-                              f"got {sorted(self.models)}")
-        classes = {m.label_set.classes for m in self.models.values()}
-        if len(classes) != 1:
-            raise ConfigError("the models of a sex-routed model must share one label set")
-
-    @property
-    def label_set(self) -> LabelSet:
-        return next(iter(self.models.values())).label_set
-
-    @classmethod
-    def load(cls, run_dir: str | os.PathLike[str]) -> SexRoutedModel:
-        """From a run folder with ``routing.json`` ({sex: "<sex>/model.keras"})."""
-        import json
-
-        run_dir = Path(run_dir)
-        routing = json.loads((run_dir / ROUTING_FILE).read_text())
-        return cls({sex: EmotionModel.load(run_dir / Path(path).parent)
-                    for sex, path in routing.items()})
-
-    def save(self, run_dir: str | os.PathLike[str]) -> Path:
-        from emokeras.fileio import write_json_atomic
-
-        run_dir = Path(run_dir)
-        for sex, model in self.models.items():
-            model.save(run_dir / sex)
-        write_json_atomic(run_dir / ROUTING_FILE,
-                          {sex: f"{sex}/model.keras" for sex in self.models})
-        return run_dir
-
-
-#: The file that makes a run folder a sex-routed model (written by ``train.py --by-sex``).
-ROUTING_FILE = "routing.json"
-
-
-def resolve_model(
-    model=None, label_set: LabelSet | None = None
-) -> EmotionModel | SexRoutedModel:
-    """An EmotionModel from: None (the bundled model), a run folder, an EmotionModel, or a
-    Keras model with its ``label_set``; a SexRoutedModel, or a run folder with routing.json,
-    gives a SexRoutedModel."""
-    if model is None:
-        from emokeras.bundled import load_bundled_model
-
-        return EmotionModel(*load_bundled_model())
-    if isinstance(model, EmotionModel | SexRoutedModel):
-        return model
-    if isinstance(model, str | os.PathLike):
-        if (Path(model) / ROUTING_FILE).is_file():
-            return SexRoutedModel.load(model)
-        return EmotionModel.load(model)
-    if hasattr(model, "predict") and hasattr(model, "output_shape"):
-        if label_set is None:
-            raise ConfigError("a Keras model needs its label_set (which class each output is)")
-        return EmotionModel(model, label_set)
-    raise ConfigError(
-        f"model must be None (the bundled model), a run folder, an EmotionModel, a "
-        f"SexRoutedModel or a Keras model, got {type(model).__name__}"
-    )
-
-
-def _route(emotion: EmotionModel | SexRoutedModel, crops: list[np.ndarray],
-           sexes: list[str] | None) -> np.ndarray:
-    """Probabilities of each crop from the model of its sex (``sexes``: one per crop, or None
-    for a plain EmotionModel)."""
-    if isinstance(emotion, EmotionModel):
-        return emotion.predict(crops)
-    out = np.empty((len(crops), len(emotion.label_set)), np.float32)
-    for sex, model in emotion.models.items():
-        rows = [i for i, s in enumerate(sexes) if s == sex]
-        if rows:
-            out[rows] = model.predict([crops[i] for i in rows])
-    return out
-
-
-def _crop_sexes(emotion, crops: list[np.ndarray], sex: str | None) -> list[str] | None:
-    """Each crop's sex for routing: the given one, else detected per crop; None if unrouted."""
-    if not isinstance(emotion, SexRoutedModel):
-        return None
-    from emokeras.gender import SEXES, default_sex_classifier
-
-    if sex in SEXES:
-        return [sex] * len(crops)
-    return [SEXES[i] for i in default_sex_classifier().predict(crops).argmax(axis=1)]
-
-
-@dataclass(frozen=True, eq=False)
-class ImagePrediction:
-    """The emotion of one face: label, per-class scores, confidence, and where the face was."""
+@dataclass(frozen=True, eq=False, repr=False)
+class ImagePrediction(ResultMixin):
+    """The emotion of one face: label, class probabilities (``probabilities``, and ``scores``
+    as a mapping class -> probability), confidence, and where the face was."""
 
     label: str
     label_index: int
     emoji: str
-    scores: np.ndarray
+    probabilities: np.ndarray
     confidence: float
     box: FaceBox | None  # None when the image was classified whole (detect=False)
     class_names: tuple[str, ...]
+    #: the image file, when the image was given as a path
+    path: str | None = None
 
 
-@dataclass(frozen=True, eq=False)
-class VideoPrediction:
+@dataclass(frozen=True, eq=False, repr=False)
+class FaceTrack(ResultMixin):
+    """One person's face through a video: where it was in each sampled frame, what each frame
+    said, and its own label, aggregated over its frames as the video's is.
+
+    ``frame_indices``, ``timestamps`` (seconds), ``boxes`` and the rows of ``frame_probs``
+    (n, classes) are aligned: one per sampled frame in which this face was found.
+    """
+
+    track_id: int
+    frame_indices: np.ndarray
+    timestamps: np.ndarray
+    boxes: tuple[FaceBox, ...]
+    frame_probs: np.ndarray
+    label: str
+    label_index: int
+    emoji: str
+    probabilities: np.ndarray
+    confidence: float
+    class_names: tuple[str, ...]
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.frame_indices)
+
+
+def _face_track(track_id: int, rows: list[tuple[int, float, FaceBox, np.ndarray]],
+                method: aggregation.Method, labels: LabelSet) -> FaceTrack:
+    """A FaceTrack from its (frame index, timestamp, box, probabilities) rows, in frame order."""
+    probs = np.stack([row[3] for row in rows])
+    decision = aggregation.aggregate(probs, method)
+    index = decision.label_index
+    return FaceTrack(
+        track_id=track_id, frame_indices=np.array([row[0] for row in rows], dtype=np.int64),
+        timestamps=np.array([row[1] for row in rows], dtype=np.float64),
+        boxes=tuple(row[2] for row in rows), frame_probs=probs, label=labels.classes[index],
+        label_index=index, emoji=labels.emoji(index), probabilities=decision.scores,
+        confidence=decision.confidence, class_names=labels.classes)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class VideoPrediction(ResultMixin, VideoTableMixin):
     """One label for a video, with the per-frame evidence behind it.
+
+    ``probabilities`` are the video's class probabilities (``scores``: the same as a mapping
+    class -> probability); ``to_frame()`` and ``summary()`` give pandas tables.
 
     ``frame_probs`` has a row for each sampled frame in which a face was found, in order, with
     its ``frame_indices`` and ``timestamps`` (seconds). ``frames_read`` counts sampled frames,
@@ -232,7 +122,7 @@ class VideoPrediction:
     label: str
     label_index: int
     emoji: str
-    scores: np.ndarray
+    probabilities: np.ndarray
     confidence: float
     aggregate: str
     class_names: tuple[str, ...]
@@ -244,7 +134,8 @@ class VideoPrediction:
     #: "female" / "male": given by the caller, or detected (the majority over the frames)
     sex: str | None = None
     #: With an audio model (late fusion): the face-only distribution over ``class_names``; then
-    #: ``scores`` and the label are the fused ones (or the face's, when the audio is unavailable)
+    #: ``probabilities`` and the label are the fused ones (or the face's, when the audio is
+    #: unavailable)
     face_scores: np.ndarray | None = None
     #: the audio model's distribution over its own classes, ``audio_class_names``
     audio_scores: np.ndarray | None = None
@@ -253,39 +144,33 @@ class VideoPrediction:
     audio_weight: float | None = None
     #: why an audio model was given but not used (no audio stream, undecodable audio)
     audio_error: str | None = None
+    #: the box of the classified face in each row of ``frame_probs`` (the largest face)
+    frame_boxes: tuple[FaceBox, ...] = ()
+    #: one FaceTrack per person: with ``faces="all"`` every face followed through the video (ids
+    #: from 0 in order of appearance); with ``faces="largest"`` one track, id 0, of the same
+    #: frames as ``frame_probs``
+    tracks: tuple[FaceTrack, ...] = ()
 
     @property
     def num_frames(self) -> int:
         """Frames that were classified (a face was found in them)."""
         return len(self.frame_indices)
 
-    def to_dict(self) -> dict[str, Any]:
-        data = {
-            "path": self.path, "label": self.label, "label_index": self.label_index,
-            "emoji": self.emoji, "confidence": self.confidence, "aggregate": self.aggregate,
-            "scores": dict(zip(self.class_names, map(float, self.scores), strict=True)),
-            "frames_read": self.frames_read, "frames_without_face": self.frames_without_face,
-            "frames_classified": self.num_frames, "sex": self.sex,
-        }
-        if self.face_scores is not None:
-            data["face_scores"] = dict(zip(self.class_names, map(float, self.face_scores),
-                                           strict=True))
-        if self.audio_scores is not None:
-            data["audio_scores"] = dict(zip(self.audio_class_names,
-                                            map(float, self.audio_scores), strict=True))
-        if self.audio_weight is not None:
-            data["audio_weight"] = self.audio_weight
-        if self.audio_error is not None:
-            data["audio_error"] = self.audio_error
-        return data
+    _score_fields = {"probabilities": "class_names", "face_scores": "class_names",
+                     "audio_scores": "audio_class_names"}
+    _omit_if_none = ("face_scores", "audio_scores", "audio_class_names", "audio_weight",
+                     "audio_error")
+
+    def _dict_extras(self) -> dict[str, Any]:
+        return {"frames_classified": self.num_frames}
 
 
 def _image_prediction(
-    probs: np.ndarray, box: FaceBox | None, labels: LabelSet
+    probs: np.ndarray, box: FaceBox | None, labels: LabelSet, path: str | None = None
 ) -> ImagePrediction:
     index = int(np.argmax(probs))
     return ImagePrediction(labels.classes[index], index, labels.emoji(index), probs,
-                           float(probs[index]), box, labels.classes)
+                           float(probs[index]), box, labels.classes, path)
 
 
 def predict_frames(frames, model=None, *, label_set: LabelSet | None = None,
@@ -307,36 +192,36 @@ def predict_frames(frames, model=None, *, label_set: LabelSet | None = None,
 
 
 def predict_image(image, model=None, *, label_set: LabelSet | None = None,
-                  detector: FaceDetector | None = None, which: str = "largest",
-                  detect: bool = True) -> list[ImagePrediction]:
+                  detector: str | FaceDetector | None = None, which: str = "largest",
+                  detect: bool = True, detector_threshold: float | None = None,
+                  align: bool = True) -> list[ImagePrediction]:
     """Emotion of the face(s) in an image (a path or an RGB array), largest face first.
 
-    With ``detect=False`` the whole image is taken as the face crop. No face found raises
-    ``NoFaceFoundError``.
+    ``detector``: a name (``"yunet"``, the default, ``"haar"``, ``"mtcnn"``) or a
+    :class:`~emokeras.faces.FaceDetector`; ``detector_threshold``: its score threshold (see
+    :func:`~emokeras.faces.get_detector`). ``align`` turns each face upright from its eye
+    landmarks before it is classified. With ``detect=False`` the whole image is taken as the face
+    crop. No face found raises ``NoFaceFoundError``.
     """
     if which not in ("largest", "all"):
         raise ConfigError(f"which must be 'largest' or 'all', got {which!r}")
     emotion = resolve_model(model, label_set)
     rgb = load_image(image) if isinstance(image, str | os.PathLike) else np.asarray(image)
+    where = str(image) if isinstance(image, str | os.PathLike) else None
     if not detect:
         probs = _route(emotion, [rgb], _crop_sexes(emotion, [rgb], None))
-        return [_image_prediction(probs[0], None, emotion.label_set)]
-    boxes = (detector or default_detector()).detect(rgb)
+        return [_image_prediction(probs[0], None, emotion.label_set, where)]
+    boxes = get_detector(detector, threshold=detector_threshold).detect(rgb)
     if not boxes:
-        where = str(image) if isinstance(image, str | os.PathLike) else "the image"
-        raise NoFaceFoundError(f"no face found in {where}")
+        raise NoFaceFoundError(f"no face found in {where or 'the image'}")
     boxes = boxes if which == "all" else boxes[:1]
-    crops = [crop_face(rgb, box, size=crop_size_for(emotion), margin=CROP_MARGIN) for box in boxes]
+    crops = [crop_face(rgb, box, size=crop_size_for(emotion), margin=CROP_MARGIN, align=align)
+             for box in boxes]
     probs = _route(emotion, crops, _crop_sexes(emotion, crops, None))
     return [
-        _image_prediction(p, box, emotion.label_set) for p, box in zip(probs, boxes, strict=True)
+        _image_prediction(p, box, emotion.label_set, where)
+        for p, box in zip(probs, boxes, strict=True)
     ]
-
-
-def crop_size_for(emotion: EmotionModel | SexRoutedModel) -> int:
-    """The side to cut face crops at for this model (the largest input of a routed pair)."""
-    models = emotion.models.values() if isinstance(emotion, SexRoutedModel) else [emotion]
-    return max(m.input_size for m in models)
 
 
 def _batches(items: Iterator, size: int) -> Iterator[list]:
@@ -366,6 +251,11 @@ def predict_video(
     track: bool = True,
     audio_model=None,
     audio_weight: float = 0.3,
+    detector: str | FaceDetector | None = None,
+    detector_threshold: float | None = None,
+    faces: str = "largest",
+    align: bool = True,
+    progress: Callable[[int], object] | None = None,
 ) -> VideoPrediction:
     """One emotion label for a video, from the faces in its sampled frames.
 
@@ -379,14 +269,34 @@ def predict_video(
     cannot be read raises ``VideoReadError``; one with no face in any sampled frame
     ``NoFaceFoundError``.
 
+    ``progress``, if given, is called with the number of frames sampled after each batch (a
+    progress bar's ``update``).
+
     ``audio_model`` (an :class:`~emokeras.audio_inference.AudioEmotionModel` or its run folder)
     adds the speech of the same file by late fusion (:func:`~emokeras.audio_inference.fuse`,
     ``audio_weight`` in [0, 1]): the face aggregate as a distribution (``sum``: the mean of the
     frames' probabilities; ``vote``: each class's share of the frames' votes; ``mean_logits``:
     the normalised geometric mean) is mixed with the audio's, and the label comes from the
     mix. A file without usable audio keeps the face label and says why in ``audio_error``.
+
+    ``detector``: a name (``"yunet"``, the default, ``"haar"``, ``"mtcnn"``) or a
+    :class:`~emokeras.faces.FaceDetector` (``face_detector`` is its older name);
+    ``detector_threshold`` its score threshold. ``align`` turns each face upright from its eye
+    landmarks before it is classified. ``faces="all"`` classifies every face of every sampled
+    frame and follows each across frames (:class:`~emokeras.tracking.IdentityTracker`):
+    ``tracks`` then holds one :class:`FaceTrack` per person, with its own label, while the
+    video's label and ``frame_probs`` stay those of the largest face in each frame. With
+    ``faces="largest"`` (the default) ``tracks`` is one track of the largest face.
     """
     from emokeras.gender import SEXES, default_sex_classifier, majority_sex
+
+    if faces not in ("largest", "all"):
+        raise ConfigError(f"faces must be 'largest' or 'all', got {faces!r}")
+    if face_detector is not None and detector is not None:
+        raise ConfigError("give the detector as detector= (face_detector= is its older name), "
+                          "not both")
+    found_by = get_detector(detector if detector is not None else face_detector,
+                            threshold=detector_threshold)
 
     if sex not in (None, "detect", *SEXES):
         raise ConfigError(f"sex must be None, 'detect', 'female' or 'male', got {sex!r}")
@@ -412,35 +322,55 @@ def predict_video(
         candidates = {sex: emotion.models[sex]}
     sampling = ({"step": frame_step} if frame_step is not None else {"target_fps": target_fps})
     frames = iter_frames(path, **sampling, max_frames=max_frames)
-    detector = face_detector or default_detector()
-    if track:
-        detector = FaceTracker(detector)
-    faces = iter_face_crops(frames, detector,
-                            size=crop_size_for(emotion), margin=CROP_MARGIN, which="largest")
+    every_face = faces == "all"
+    # FaceTracker follows one face by searching near its last box; every face needs full frames
+    if track and not every_face:
+        found_by = FaceTracker(found_by)
+    found = iter_face_crops(frames, found_by, size=crop_size_for(emotion), margin=CROP_MARGIN,
+                            which=faces, align=align)
     probs = {key: [] for key in candidates}
-    sex_probs, indices, stamps = [], [], []
+    sex_probs, indices, stamps, boxes = [], [], [], []
+    # with faces="all": every crop's (frame index, timestamp, box, track id), in order
+    identities = IdentityTracker()
+    seen: list[tuple[int, float, FaceBox, int]] = []
     frames_read = without_face = 0
     # the next batch is decoded and its faces found while the model classifies this one
-    for batch in prefetch(_batches(faces, batch_size)):
+    for batch in prefetch(_batches(found, batch_size)):
         frames_read += len(batch)
+        if progress is not None:  # e.g. a progress bar's update: frames sampled so far
+            progress(len(batch))
         with_face = [item for item in batch if item.crops]
         without_face += len(batch) - len(with_face)
         if with_face:
-            crops = [item.crops[0].image for item in with_face]
+            # every crop of the batch in one model call; the first of each frame is its largest
+            crops = [crop.image for item in with_face for crop in item.crops]
             for key, candidate in candidates.items():
                 probs[key].append(candidate.predict(crops))
+            largest = [item.crops[0].image for item in with_face]
             if sexer is not None:
-                sex_probs.append(sexer.predict(crops))
+                sex_probs.append(sexer.predict(largest))
             indices += [item.frame_index for item in with_face]
             stamps += [item.timestamp for item in with_face]
+            boxes += [item.crops[0].box for item in with_face]
+            if every_face:
+                for item in with_face:
+                    ids = identities.assign([crop.box for crop in item.crops])
+                    seen += [(item.frame_index, item.timestamp, crop.box, track_id)
+                             for crop, track_id in zip(item.crops, ids, strict=True)]
     if not indices:
         raise NoFaceFoundError(f"no face found in any of the {frames_read} sampled frames of "
                                f"{str(path)!r}")
     video_sex = majority_sex(np.concatenate(sex_probs)) if sexer is not None else sex
     chosen = video_sex if routed else None
-    frame_probs = np.concatenate(probs[chosen])
-    decision = aggregation.aggregate(frame_probs, aggregate)
+    every_probs = np.concatenate(probs[chosen])
     labels = candidates[chosen].label_set
+    if every_face:
+        frame_probs, tracks = _split_tracks(every_probs, seen, aggregate, labels)
+    else:
+        frame_probs = every_probs
+        tracks = (_face_track(0, list(zip(indices, stamps, boxes, frame_probs, strict=True)),
+                              aggregate, labels),)
+    decision = aggregation.aggregate(frame_probs, aggregate)
     scores, label_index, confidence = decision.scores, decision.label_index, decision.confidence
     fusion: dict[str, Any] = {}
     if audio is not None:
@@ -454,11 +384,28 @@ def predict_video(
     return VideoPrediction(
         path=str(path), label=labels.classes[label_index],
         label_index=label_index, emoji=labels.emoji(label_index),
-        scores=scores, confidence=confidence, aggregate=aggregate,
+        probabilities=scores, confidence=confidence, aggregate=aggregate,
         class_names=labels.classes, frame_probs=frame_probs, frame_indices=np.array(indices),
         timestamps=np.array(stamps), frames_read=frames_read, frames_without_face=without_face,
-        sex=video_sex, **fusion,
+        sex=video_sex, frame_boxes=tuple(boxes), tracks=tracks, **fusion,
     )
+
+
+def _split_tracks(every_probs: np.ndarray, seen: list[tuple[int, float, FaceBox, int]],
+                  method: aggregation.Method,
+                  labels: LabelSet) -> tuple[np.ndarray, tuple[FaceTrack, ...]]:
+    """The largest face's row of each frame, and one FaceTrack per track id (in id order), from
+    the probabilities of every crop and its (frame index, timestamp, box, track id)."""
+    rows: dict[int, list] = {}
+    largest, last_frame = [], None
+    for row, (frame_index, stamp, box, track_id) in zip(every_probs, seen, strict=True):
+        rows.setdefault(track_id, []).append((frame_index, stamp, box, row))
+        if frame_index != last_frame:  # a frame's crops come largest first
+            largest.append(row)
+            last_frame = frame_index
+    tracks = tuple(_face_track(track_id, rows[track_id], method, labels)
+                   for track_id in sorted(rows))
+    return np.stack(largest), tracks
 
 
 def _fuse_audio(path, audio, weight: float, face_aggregate: np.ndarray,
@@ -477,6 +424,6 @@ def _fuse_audio(path, audio, weight: float, face_aggregate: np.ndarray,
         # the faces were seen: a silent or undecodable soundtrack should not lose that label
         log.warning("%s: audio not used, the label is the face's: %s", path, error)
         return {"scores": face, "face_scores": face, "audio_error": str(error)}
-    fused = fuse(face, labels, heard.scores, audio.label_set, weight)
-    return {"scores": fused, "face_scores": face, "audio_scores": heard.scores,
+    fused = fuse(face, labels, heard.probabilities, audio.label_set, weight)
+    return {"scores": fused, "face_scores": face, "audio_scores": heard.probabilities,
             "audio_class_names": heard.class_names, "audio_weight": weight}

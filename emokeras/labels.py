@@ -12,6 +12,10 @@ from dataclasses import dataclass
 
 from emokeras.errors import EmokerasError
 
+#: The sexes a face is classified as, in the order of the sex classifiers' outputs
+#: (``emokeras.gender``): a routed model's, a manifest's and the serving graph's sex names.
+SEXES: tuple[str, str] = ("female", "male")
+
 #: Canonical emotions and their emoji.
 EMOJI: dict[str, str] = {
     "neutral": "\N{NEUTRAL FACE}",

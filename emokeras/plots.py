@@ -1,6 +1,8 @@
 """Pictures people would rather look at than read: video timelines and evaluation reports.
 
-Every plot is written atomically as a PNG and its figure closed (long batch jobs make many).
+Every plot is written atomically as a PNG. Figures are drawn on their own Agg canvas, outside
+pyplot: nothing here selects or switches matplotlib's backend (a notebook keeps its own), no
+display is needed, and no figure is left in pyplot's registry (long batch jobs make many).
 """
 
 from __future__ import annotations
@@ -9,13 +11,19 @@ import os
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only: no display on servers and in CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from emokeras.aggregation import smooth
+from emokeras.fileio import atomic_write
 
-from emokeras.aggregation import smooth  # noqa: E402
-from emokeras.fileio import atomic_write  # noqa: E402
+
+def _subplots(*grid: int, figsize: tuple[float, float], dpi: int):
+    """(figure, axes) like ``pyplot.subplots``, on a figure of its own Agg canvas."""
+    figure = Figure(figsize=figsize, dpi=dpi)
+    FigureCanvasAgg(figure)
+    return figure, figure.subplots(*grid)
 
 
 def plot_timeline(prediction, path: str | os.PathLike[str], *, smooth_window: int = 5) -> Path:
@@ -23,9 +31,9 @@ def plot_timeline(prediction, path: str | os.PathLike[str], *, smooth_window: in
     video-level label in the title; written atomically as PNG."""
     path = Path(path)
     probs = smooth(prediction.frame_probs, smooth_window)
-    figure, axes = plt.subplots(figsize=(9, 3.6), dpi=110)
+    figure, axes = _subplots(figsize=(9, 3.6), dpi=110)
     try:
-        colours = plt.get_cmap("tab10")
+        colours = matplotlib.colormaps["tab10"]
         for index, name in enumerate(prediction.class_names):
             width = 2.6 if index == prediction.label_index else 1.2
             axes.plot(prediction.timestamps, probs[:, index], label=name, linewidth=width,
@@ -43,7 +51,7 @@ def plot_timeline(prediction, path: str | os.PathLike[str], *, smooth_window: in
         axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
         axes.grid(alpha=0.3)
     except BaseException:
-        plt.close(figure)
+        figure.clear()
         raise
     return _save(figure, path)
 
@@ -52,7 +60,7 @@ def _save(figure, path: Path) -> Path:
     figure.tight_layout()
     with atomic_write(path, "wb") as handle:
         figure.savefig(handle, format="png")
-    plt.close(figure)
+    figure.clear()  # frees the artists now rather than at garbage collection
     return path
 
 
@@ -61,7 +69,7 @@ def plot_confusion_matrix(confusion, class_names, path: str | os.PathLike[str],
     """Row-normalised confusion matrix (recall on the diagonal), counts in each cell."""
     counts = np.asarray(confusion, dtype=float)
     rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    figure, axes = plt.subplots(figsize=(6.4, 5.6), dpi=110)
+    figure, axes = _subplots(figsize=(6.4, 5.6), dpi=110)
     image = axes.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     for (i, j), count in np.ndenumerate(counts):
         axes.text(j, i, f"{rates[i, j]:.2f}\n{int(count)}", ha="center", va="center",
@@ -81,7 +89,7 @@ def plot_roc_curves(y_true, probabilities, class_names, path: str | os.PathLike[
     from sklearn.metrics import roc_curve
 
     y_true = np.asarray(y_true)
-    figure, axes = plt.subplots(figsize=(6.4, 5.2), dpi=110)
+    figure, axes = _subplots(figsize=(6.4, 5.2), dpi=110)
     for index, name in enumerate(class_names):
         positive = y_true == index
         if not 0 < positive.sum() < len(y_true):
@@ -102,7 +110,7 @@ def plot_per_class(per_class: dict, path: str | os.PathLike[str]) -> Path:
     or its dict form)."""
     names = list(per_class)
     get = (lambda s, k: s[k]) if isinstance(next(iter(per_class.values())), dict) else getattr
-    figure, axes = plt.subplots(figsize=(max(6.0, 0.9 * len(names)), 3.8), dpi=110)
+    figure, axes = _subplots(figsize=(max(6.0, 0.9 * len(names)), 3.8), dpi=110)
     x = np.arange(len(names))
     for offset, metric in zip((-0.27, 0.0, 0.27), ("precision", "recall", "f1"), strict=True):
         axes.bar(x + offset, [get(per_class[n], metric) for n in names], 0.26, label=metric)
@@ -116,7 +124,7 @@ def plot_per_class(per_class: dict, path: str | os.PathLike[str]) -> Path:
 def plot_training_curves(history_rows: list[dict], path: str | os.PathLike[str]) -> Path:
     """Loss and accuracy per epoch across phases (rows of ``history.csv``); phase boundaries
     are marked."""
-    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 3.6), dpi=110)
+    figure, (loss_axes, accuracy_axes) = _subplots(1, 2, figsize=(10, 3.6), dpi=110)
     epochs = np.arange(len(history_rows))
     for key, axes in (("loss", loss_axes), ("accuracy", accuracy_axes)):
         for prefix in ("", "val_"):

@@ -29,7 +29,7 @@ import numpy as np
 
 from emokeras.datasets import parse_ravdess_name, subject_split
 from emokeras.errors import DatasetError, EmokerasError
-from emokeras.faces import FaceDetector, HaarFaceDetector, MtcnnFaceDetector, iter_face_crops
+from emokeras.faces import FaceDetector, get_detector, iter_face_crops
 from emokeras.fileio import atomic_write, read_csv, remove_partials, write_csv_atomic
 from emokeras.video import iter_frames
 
@@ -54,7 +54,11 @@ class PrepareConfig:
     step: int | None = None
     target_fps: float | None = 6.0  # about 20 crops from a 3.5 s RAVDESS clip
     max_frames: int | None = None
-    detector: Literal["haar", "mtcnn"] = "haar"
+    detector: Literal["yunet", "haar", "mtcnn"] = "yunet"
+    #: the detector's score threshold (None: its default; see emokeras.faces.get_detector)
+    detector_threshold: float | None = None
+    #: turn each face upright from its eye landmarks before cropping (as inference does)
+    align: bool = True
     which: Literal["largest", "all"] = "largest"
     size: int = 224
     margin: float = 0.2
@@ -102,11 +106,10 @@ def video_id_for(path: Path, root: Path) -> str:
     return "__".join(path.relative_to(root).with_suffix("").parts)
 
 
-def make_detector(name: str) -> FaceDetector:
-    detectors = {"haar": HaarFaceDetector, "mtcnn": MtcnnFaceDetector}
-    if name not in detectors:
-        raise ValueError(f"unknown face detector {name!r}; available: {sorted(detectors)}")
-    return detectors[name]()
+def make_detector(name: str, threshold: float | None = None) -> FaceDetector:
+    """The detector named ``name`` in :data:`emokeras.faces.DETECTORS` (ConfigError, a
+    ValueError, for an unknown name)."""
+    return get_detector(name, threshold=threshold)
 
 
 def _labels_for(path: Path, source: LabelSource) -> dict[str, str]:
@@ -160,7 +163,8 @@ def prepare_video(
     try:
         frames = iter_frames(path, **config.sampling)
         for item in iter_face_crops(
-            frames, detector, size=config.size, margin=config.margin, which=config.which
+            frames, detector, size=config.size, margin=config.margin, which=config.which,
+            align=config.align,
         ):
             num_frames += 1
             frame_base = {
@@ -199,7 +203,7 @@ def prepare_videos(
     Call :func:`write_manifest` afterwards (the ``data_prep`` step does) to gather the rows.
     """
     root, out_dir = Path(root), Path(out_dir)
-    detector = detector or make_detector(config.detector)
+    detector = detector or make_detector(config.detector, config.detector_threshold)
     if (out_dir / "parts").is_dir():
         remove_partials(out_dir / "parts")
     for path in videos:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -29,16 +28,26 @@ from emokeras.datasets.pipeline import SPECTROGRAM_AUGMENT, AugmentConfig
 from emokeras.datasets.sources import DataSplits, limit, load_splits
 from emokeras.errors import RunFolderError
 from emokeras.evaluation import evaluate_source
-from emokeras.fileio import atomic_path, write_csv_atomic, write_json_atomic
-from emokeras.labels import LabelSet
+from emokeras.fileio import write_csv_atomic, write_json_atomic
+from emokeras.labels import SEXES, LabelSet
 from emokeras.models import build_model
+from emokeras.run_folder import (
+    CONFIG_FILE,
+    HISTORY_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    SPECTROGRAM_FILE,
+    STATE_FILE,
+    load_run,
+    read_config,
+    save_model_atomic,
+    write_labels,
+    write_routing,
+)
 from emokeras.training import TrainConfig, fit
 
 log = logging.getLogger(__name__)
 
-SEXES = ("male", "female")
-#: Compute dtypes of mixed precision, which saved models do not keep
-HALF_DTYPES = ("bfloat16", "float16")
 #: /proc/cpuinfo flags of CPUs that compute in bfloat16 rather than emulate it
 BFLOAT16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
@@ -71,21 +80,6 @@ def _write_history(path: Path, rows: tuple[dict[str, float], ...]) -> None:
     write_csv_atomic(path, keys, ({k: row.get(k, "") for k in keys} for row in rows))
 
 
-def save_model_atomic(model: keras.Model, path: Path) -> keras.Model:
-    """Save for inference, atomically: a ``.keras`` beside ``path``, then a rename over it.
-
-    The optimizer's state is left out (it would triple the file for AdamW): the model is rebuilt
-    from its config, uncompiled (``clone_model`` would compile the copy), with the same weights.
-    A mixed-precision model is saved computing in float32: most CPUs emulate bfloat16 slowly, and
-    its weights are float32 anyway. Returns the model as saved.
-    """
-    inference = model.__class__.from_config(_float32_config(model.get_config()))
-    inference.set_weights(model.get_weights())
-    with atomic_path(path, keep_suffix=True) as partial:
-        inference.save(partial)
-    return inference
-
-
 def train_splits(
     splits: DataSplits,
     run_dir: str | Path,
@@ -96,29 +90,26 @@ def train_splits(
 ) -> RunResult:
     """Train one model on ``splits`` into ``run_dir``; resumes an unfinished run found there."""
     run_dir = Path(run_dir)
-    if (run_dir / "metrics.json").exists():
+    if (run_dir / METRICS_FILE).exists():
         raise RunFolderError(
             f"run folder {str(run_dir)!r} holds a finished run; choose another run name"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
-    resuming = (run_dir / "state.json").exists()
+    resuming = (run_dir / STATE_FILE).exists()
     label_set: LabelSet = splits.label_set
     if splits.kind == "spectrograms" and config.augment == AugmentConfig():
         # The image defaults (flips, rotations) would garble a spectrogram's time and frequency
         # axes; left at the defaults, spectrograms get SpecAugment instead.
         config = dataclasses.replace(config, augment=SPECTROGRAM_AUGMENT)
         log.info("spectrogram data: augmentation is SpecAugment (%s)", SPECTROGRAM_AUGMENT)
-    write_json_atomic(run_dir / "config.json", {
+    write_json_atomic(run_dir / CONFIG_FILE, {
         **config.to_dict(),
         "data": {"path": data_description, "protocol": splits.protocol, "sizes": splits.sizes()},
     })
-    write_json_atomic(run_dir / "labels.json", {
-        "label_set": label_set.name, "classes": list(label_set.classes),
-        "emotions": list(label_set.canonical),
-    })
+    write_labels(run_dir, label_set)
     if splits.spectrogram is not None:
         # what makes this an audio model: inference must compute its images the same way
-        write_json_atomic(run_dir / "spectrogram.json", splits.spectrogram.to_dict())
+        write_json_atomic(run_dir / SPECTROGRAM_FILE, splits.spectrogram.to_dict())
 
     started = time.monotonic()
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
@@ -143,8 +134,8 @@ def train_splits(
         keras.mixed_precision.set_global_policy(previous_policy)
     seconds = time.monotonic() - started
 
-    model = save_model_atomic(model, run_dir / "model.keras")  # metrics of the model as saved
-    _write_history(run_dir / "history.csv", result.history)
+    model = save_model_atomic(model, run_dir / MODEL_FILE)  # metrics of the model as saved
+    _write_history(run_dir / HISTORY_FILE, result.history)
     metrics: dict[str, Any] = {
         "protocol": splits.protocol,
         "sizes": splits.sizes(),
@@ -154,24 +145,9 @@ def train_splits(
     }
     if splits.test is not None:
         metrics["test"] = evaluate_source(model, splits.test, label_set.classes).to_dict()
-    write_json_atomic(run_dir / "metrics.json", metrics)
+    write_json_atomic(run_dir / METRICS_FILE, metrics)
     log.info("run %s: val accuracy %.4f", run_dir, metrics["val"]["accuracy"])
     return RunResult(run_dir, metrics)
-
-
-def _float32_config(node: Any) -> Any:
-    """A model config with every mixed-precision dtype policy (and tensor dtype) made float32."""
-    if isinstance(node, list):
-        return [_float32_config(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    node = {key: _float32_config(value) for key, value in node.items()}
-    inner = node.get("config")
-    if node.get("class_name") == "DTypePolicy" and inner.get("name", "").startswith("mixed_"):
-        return {**node, "config": {**inner, "name": "float32"}}
-    if node.get("class_name") == "__keras_tensor__" and inner.get("dtype") in HALF_DTYPES:
-        return {**node, "config": {**inner, "dtype": "float32"}}
-    return node
 
 
 def train_run(
@@ -209,22 +185,8 @@ def train_run(
             splits, target, config, strategy=strategy, data_description=str(data)
         ))
     if by_sex:
-        write_json_atomic(run_dir / "routing.json", {sex: f"{sex}/model.keras" for sex in SEXES})
+        write_routing(run_dir, SEXES)
     return results
-
-
-def load_run(run_dir: str | Path) -> tuple[keras.Model, LabelSet]:
-    """The model of a run folder and its label set (loaded in Keras' safe mode)."""
-    import emokeras.models  # noqa: F401  (registers the in-graph preprocessing layers)
-    from emokeras.labels import get_label_set
-
-    run_dir = Path(run_dir)
-    for name in ("model.keras", "labels.json"):
-        if not (run_dir / name).is_file():
-            raise RunFolderError(f"run folder {str(run_dir)!r} has no {name}")
-    labels = json.loads((run_dir / "labels.json").read_text())
-    model = keras.saving.load_model(run_dir / "model.keras", compile=False)
-    return model, get_label_set(labels["label_set"])
 
 
 def ensemble_run(
@@ -254,22 +216,13 @@ def ensemble_run(
                 f"{str(run_dirs[0])!r} {first_labels.name!r}: an ensemble needs one label set")
     model = build_ensemble([member for member, _ in loaded], flip=flip, crops=crops)
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_model_atomic(model, out_dir / "model.keras")
-    write_json_atomic(out_dir / "labels.json",
-                      json.loads((run_dirs[0] / "labels.json").read_text()))
-    write_json_atomic(out_dir / "config.json", {"ensemble": {
+    save_model_atomic(model, out_dir / MODEL_FILE)
+    write_labels(out_dir, first_labels)
+    write_json_atomic(out_dir / CONFIG_FILE, {"ensemble": {
         "flip": flip,
         "crops": list(crops),
-        "members": [{"run": str(run), "config": _read_config(run)} for run in run_dirs],
+        "members": [{"run": str(run), "config": read_config(run)} for run in run_dirs],
     }})
     log.info("ensemble of %d runs (flip %s, crops %s) written to %s", len(run_dirs), flip,
              list(crops), out_dir)
     return out_dir
-
-
-def _read_config(run_dir: Path) -> dict[str, Any] | None:
-    """A run's config.json, or None where it has none (it is a record, not needed to predict)."""
-    try:
-        return json.loads((run_dir / "config.json").read_text())
-    except (OSError, ValueError):
-        return None

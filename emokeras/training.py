@@ -17,134 +17,27 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from emokeras.datasets.pipeline import AugmentConfig, class_weights, make_dataset, steps_per_epoch
+# The configs live in emokeras.configs (no Keras, so command-line flags and --help stay
+# light); re-exported here.
+from emokeras.configs import Phase, TrainConfig, _dataclass_from_dict  # noqa: F401
+from emokeras.datasets.pipeline import class_weights, make_dataset, steps_per_epoch
 from emokeras.datasets.sources import Source, labels_of
 from emokeras.errors import ConfigError
 from emokeras.fileio import read_csv, write_json_atomic
-from emokeras.models import HeadConfig, freeze_backbone, get_backbone, split_at_backbone
+from emokeras.models import freeze_backbone, get_backbone, split_at_backbone
 
 log = logging.getLogger(__name__)
-
-@dataclass(frozen=True)
-class Phase:
-    """One phase: what of the backbone trains, for how many epochs, at what peak learning rate.
-
-    ``trainable`` is 0 (head only), a number of top backbone layers, a block name (``"block5"``)
-    or ``"all"``; see :func:`emokeras.models.freeze_backbone`.
-    """
-
-    trainable: int | str
-    epochs: int
-    learning_rate: float
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ConfigError(f"a phase needs epochs >= 1, got {self.epochs}")
-        if not self.learning_rate > 0:
-            raise ConfigError(f"a phase needs a learning rate > 0, got {self.learning_rate}")
-
-    @classmethod
-    def parse(cls, text: str) -> Phase:
-        """Read ``TRAINABLE:EPOCHS:LR``, e.g. ``0:3:1e-3``, ``block5:5:1e-4``, ``all:10:3e-5``."""
-        parts = text.strip().split(":")
-        if len(parts) != 3:
-            raise ConfigError(f"a phase is TRAINABLE:EPOCHS:LR (e.g. 0:3:1e-3), got {text!r}")
-        trainable: int | str = int(parts[0]) if parts[0].isdigit() else parts[0]
-        try:
-            return cls(trainable, int(parts[1]), float(parts[2]))
-        except ValueError as error:
-            raise ConfigError(f"phase {text!r}: {error}") from None
-
-    def __str__(self) -> str:
-        return f"{self.trainable}:{self.epochs}:{self.learning_rate:g}"
-
-    @property
-    def head_only(self) -> bool:
-        return self.trainable == 0
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything a run needs; written to the run folder as ``config.json``."""
-
-    backbone: str = "mobilenet_v2"
-    weights: str | None = "imagenet"
-    input_size: int | None = None
-    channels: int = 3
-    head: HeadConfig = field(default_factory=HeadConfig)
-    phases: tuple[Phase, ...] = (Phase(0, 5, 1e-3), Phase("all", 10, 1e-4))
-    batch_size: int = 32
-    weight_decay: float = 1e-4
-    label_smoothing: float = 0.1
-    #: "inverse": loss weighted by inverse class frequency; "sampling": balanced batches.
-    class_balance: Literal["none", "inverse", "sampling"] = "inverse"
-    #: fraction of each phase's steps spent warming the learning rate up linearly
-    warmup_fraction: float = 0.1
-    #: "cosine": warmup then cosine decay; "plateau": constant, cut by ReduceLROnPlateau
-    lr_schedule: Literal["cosine", "plateau"] = "cosine"
-    backbone_lr_multiplier: float = 0.1
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    feature_cache: bool = True
-    early_stopping_patience: int = 5
-    reduce_lr_patience: int = 2
-    monitor: str = "val_accuracy"
-    mixed_precision: bool = False
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not self.phases:
-            raise ConfigError("a run needs at least one phase")
-        for name, allowed in (
-            ("class_balance", ("none", "inverse", "sampling")),
-            ("lr_schedule", ("cosine", "plateau")),
-        ):
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if not 0 <= self.warmup_fraction < 1:
-            raise ConfigError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["phases"] = [str(p) for p in self.phases]
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Build from a (possibly partial) nested dict, as ``config.json`` or ``--config`` hold."""
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ConfigError(f"unknown config keys {unknown}; known: {sorted(known)}")
-        values: dict[str, Any] = {}
-        nested = {"head": HeadConfig, "augment": AugmentConfig}
-        for key, value in data.items():
-            if key in nested and isinstance(value, dict):
-                value = _dataclass_from_dict(nested[key], value, key)
-            elif key == "phases":
-                value = tuple(p if isinstance(p, Phase) else Phase.parse(str(p)) for p in value)
-            values[key] = value
-        return cls(**values)
-
-
-def _dataclass_from_dict(cls, data: dict[str, Any], where: str):
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"unknown keys {unknown} in {where!r}; known: {sorted(known)}")
-    return cls(**data)
-
 
 @keras.saving.register_keras_serializable(package="emokeras")
 class DiscriminativeAdamW(keras.optimizers.AdamW):
@@ -271,14 +164,76 @@ def make_callbacks(
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs" / f"phase{phase_index}")),
         # Kept after the phase ends (delete_checkpoint=False): state.json, written after it,
         # decides whether the phase is done, so a kill in between redoes nothing but that step.
-        # double_checkpoint: Keras writes the backup in place, so a kill mid-write leaves a
-        # broken file; it then falls back to the previous epoch's copy.
-        keras.callbacks.BackupAndRestore(
+        _AtomicBackupAndRestore(
             str(run_dir / "backup" / f"phase{phase_index}"), delete_checkpoint=False,
-            double_checkpoint=True,
         ),
+        # After the backup (callbacks run in order): once an epoch of this phase is backed up,
+        # state.json exists, so a run killed even in phase 0 is known as resumed when started
+        # again (and does not fetch pretrained weights that the backup then overwrites).
+        _MarkStarted(run_dir, phase_index),
     ]
     return callbacks
+
+
+class _AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore whose backup a kill never leaves half-written.
+
+    Keras writes ``latest.weights.h5`` in place; its ``double_checkpoint`` copy covers a kill
+    mid-write from the second epoch on, but a kill during a phase's first backup left a truncated
+    file and no copy, and every later start of the run failed in h5py. Here the weights are
+    written beside the backup and renamed over it, then the epoch count (atomically too): a kill
+    at any moment leaves the previous backup or the new one. A backup that is unreadable anyway
+    (a full disk, an older version's kill) is set aside with a warning and the phase starts over
+    from its first epoch, as the run would without a backup.
+    """
+
+    def _save_model(self):
+        backup = Path(self.backup_dir)
+        backup.mkdir(parents=True, exist_ok=True)
+        partial = backup / "latest.partial.weights.h5"  # Keras wants the .weights.h5 suffix
+        self.model.save_weights(filepath=str(partial), overwrite=True)
+        os.replace(partial, self._weights_path)
+        write_json_atomic(self._training_metadata_path,
+                          {"epoch": self._current_epoch, "batch": self._last_batch_seen})
+
+    def on_train_begin(self, logs=None):
+        try:
+            super().on_train_begin(logs)
+        except (OSError, ValueError, json.JSONDecodeError) as error:
+            broken = Path(self.backup_dir)
+            aside = broken.with_name(broken.name + ".broken")
+            shutil.rmtree(aside, ignore_errors=True)
+            broken.rename(aside)
+            self.model._initial_epoch = None
+            log.warning("backup %s is unreadable (%s); moved to %s, the phase starts over",
+                        broken, error, aside)
+
+
+class _MarkStarted(keras.callbacks.Callback):
+    """Writes ``state.json`` (phases before this one done) when this phase's first epoch ends."""
+
+    def __init__(self, run_dir: Path, phase_index: int) -> None:
+        super().__init__()
+        self._run_dir = run_dir
+        self._phase_index = phase_index
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not (self._run_dir / "state.json").exists():
+            _write_state(self._run_dir, {"completed_phases": self._phase_index})
+
+
+def _fit_phase(model: keras.Model, *args: Any, **kwargs: Any) -> keras.callbacks.History:
+    """``model.fit`` that starts at the epoch its own BackupAndRestore says, and no other.
+
+    BackupAndRestore resumes a phase by setting the model's ``_initial_epoch``, which Keras keeps
+    on the model: the next phase's ``fit`` would start at that epoch too, and a phase shorter than
+    it would run no epoch at all. Cleared before and after every phase.
+    """
+    model._initial_epoch = None
+    try:
+        return model.fit(*args, **kwargs)
+    finally:
+        model._initial_epoch = None
 
 
 @dataclass(frozen=True)
@@ -406,8 +361,8 @@ def fit(
                 compile_for_phase(
                     model, phase, steps, config, get_backbone(model).trainable_variables
                 )
-            fitted = model.fit(
-                train_ds, validation_data=val_ds, epochs=phase.epochs,
+            fitted = _fit_phase(
+                model, train_ds, validation_data=val_ds, epochs=phase.epochs,
                 steps_per_epoch=steps if balanced else None, class_weight=weights, shuffle=False,
                 callbacks=[*make_callbacks(config, run_dir, index), *extra_callbacks], verbose=2,
             )
@@ -480,8 +435,9 @@ def _fit_head_on_cached_features(
     steps = steps_per_epoch(len(features["train"]), config.batch_size)
     with scope:
         compile_for_phase(head, phase, steps, config)
-    fitted = head.fit(
-        features["train"], one_hot["train"], validation_data=(features["val"], one_hot["val"]),
+    fitted = _fit_phase(
+        head, features["train"], one_hot["train"],
+        validation_data=(features["val"], one_hot["val"]),
         batch_size=config.batch_size, epochs=phase.epochs, class_weight=weights, shuffle=True,
         callbacks=[*make_callbacks(config, run_dir, index, checkpoint=False), *extra_callbacks],
         verbose=2,

@@ -16,12 +16,17 @@ from typing import NamedTuple, cast
 import cv2
 import numpy as np
 
-from emokeras.errors import VideoReadError
+from emokeras.errors import VideoReadError, VideoTooLargeError
+from emokeras.fileio import missing_reason
 
 logger = logging.getLogger(__name__)
 
 #: Frame rate assumed when the container reports none (timestamps are then approximate).
 FALLBACK_FPS = 25.0
+
+#: Videos whose frames have more pixels than this are refused when opened, before a frame is
+#: decoded (8K video is 33 MP); pass ``max_pixels`` to read larger ones.
+MAX_FRAME_PIXELS = 50_000_000
 
 # A frame a float second boundary lands on to within this many frames counts as inside it, so
 # that e.g. start=0.3 at 30 fps means frame 9 despite 0.3 * 30 == 9.000000000000002.
@@ -48,9 +53,13 @@ class VideoInfo:
     duration: float
 
 
-def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
-    """Read a video's frame rate, frame count and size; raise VideoReadError if it is unreadable."""
-    capture, fps = _open_capture(path)
+def probe_video(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> VideoInfo:
+    """Read a video's frame rate, frame count and size; raise VideoReadError if it is unreadable.
+
+    Frames of more than ``max_pixels`` pixels (default :data:`MAX_FRAME_PIXELS`) raise
+    VideoTooLargeError.
+    """
+    capture, fps = _open_capture(path, max_pixels)
     try:
         frame_count = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
         return VideoInfo(
@@ -73,12 +82,14 @@ def iter_frames(
     max_frames: int | None = None,
     start: float | None = None,
     end: float | None = None,
+    max_pixels: int | None = None,
 ) -> Generator[Frame, None, None]:
     """Yield the frames of a video as :class:`Frame` (RGB uint8), one at a time.
 
     ``step`` keeps every step-th frame; ``target_fps`` instead keeps the frames nearest to a
     ``target_fps`` grid (never more than the source rate). ``max_frames`` caps how many are
-    yielded; ``start``/``end`` (seconds, end exclusive) select a window.
+    yielded; ``start``/``end`` (seconds, end exclusive) select a window. Frames of more than
+    ``max_pixels`` pixels (default :data:`MAX_FRAME_PIXELS`) raise VideoTooLargeError at once.
 
     Arguments and the file are checked, and the file opened, when this is called, not at the
     first ``next()``: a bad path raises VideoReadError here. Close the returned generator (or
@@ -100,7 +111,7 @@ def iter_frames(
     if end is not None and not end > (start or 0.0):
         raise ValueError(f"end must be greater than start ({start or 0.0!r} s), got {end!r}")
 
-    frames = _frames(path, step, target_fps, max_frames, start or 0.0, end)
+    frames = _frames(path, step, target_fps, max_frames, start or 0.0, end, max_pixels)
     # Run the generator up to its first (priming) yield: that opens and checks the file now, and
     # puts the capture under the generator's try/finally, so close() releases it even if the
     # caller never asks for a frame.
@@ -115,8 +126,9 @@ def _frames(
     max_frames: int | None,
     start: float,
     end: float | None,
+    max_pixels: int | None = None,
 ) -> Generator[Frame | None, None, None]:
-    capture, fps = _open_capture(path)  # frame 0 is grabbed already
+    capture, fps = _open_capture(path, max_pixels)  # frame 0 is grabbed already
     try:
         yield None
         reported = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
@@ -128,7 +140,7 @@ def _frames(
 
         index = 0
         if start_frame > 0:
-            capture, index = _skip_to(capture, path, start_frame)
+            capture, index = _skip_to(capture, path, start_frame, max_pixels)
         if index < start_frame:
             logger.warning("%s: start=%.3f s is past the end of the video", path, start)
             return
@@ -162,11 +174,13 @@ def _frames(
         capture.release()
 
 
-def _open_capture(path: str | os.PathLike[str]) -> tuple[cv2.VideoCapture, float]:
+def _open_capture(
+    path: str | os.PathLike[str], max_pixels: int | None = None
+) -> tuple[cv2.VideoCapture, float]:
     """Open ``path`` and grab its first frame; return the capture and its frame rate."""
     file = Path(path)
     if not file.exists():
-        raise VideoReadError(path, "no such file")
+        raise VideoReadError(path, missing_reason(file))
     if file.is_dir():
         raise VideoReadError(path, "is a directory, not a video file")
     try:
@@ -188,6 +202,14 @@ def _open_capture(path: str | os.PathLike[str]) -> tuple[cv2.VideoCapture, float
             "OpenCV could not open/decode the file; is it a video in a format OpenCV's FFmpeg "
             "reads?",
         )
+    # The stream's size is known from its parameters once opened; checked before grab() decodes
+    # the first frame, so a hostile header never costs a frame's memory.
+    limit = MAX_FRAME_PIXELS if max_pixels is None else max_pixels
+    width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+    height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    if width * height > limit:
+        capture.release()
+        raise VideoTooLargeError(path, width, height, limit)
     if not capture.grab():
         capture.release()
         raise VideoReadError(path, "the video has no decodable frames")
@@ -205,7 +227,8 @@ def _open_capture(path: str | os.PathLike[str]) -> tuple[cv2.VideoCapture, float
 
 
 def _skip_to(
-    capture: cv2.VideoCapture, path: str | os.PathLike[str], frame: int
+    capture: cv2.VideoCapture, path: str | os.PathLike[str], frame: int,
+    max_pixels: int | None = None,
 ) -> tuple[cv2.VideoCapture, int]:
     """Grab frame number ``frame`` (or the last one if the video is shorter); return its index.
 
@@ -218,7 +241,7 @@ def _skip_to(
         return capture, frame
     logger.debug("%s: seek to frame %d was not exact; grabbing frame by frame", path, frame)
     capture.release()
-    capture, _ = _open_capture(path)
+    capture, _ = _open_capture(path, max_pixels)
     index = 0
     while index < frame and capture.grab():
         index += 1

@@ -11,6 +11,7 @@ from conftest import IMAGES, RAVDESS_CLIPS, VIDEOS
 
 from emokeras.app import BUNDLED, VIDEO_FPS, ModelCache, analyse_file, list_models
 from emokeras.cli import build_parser
+from emokeras.errors import ModelNotOfferedError
 from emokeras.fileio import write_json_atomic
 from emokeras.labels import EMOJI
 
@@ -135,6 +136,9 @@ def test_the_page_in_a_real_browser(served, tmp_path, notes):
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(served)
+            page.wait_for_selector("#upload", timeout=60_000)
+            assert not page.locator("#again").is_visible()  # nothing to analyse again yet
             upload(page, CLIP)
             page.wait_for_function(
                 "document.querySelector('#label')?.innerText.includes('video label')",
@@ -150,6 +154,9 @@ def test_the_page_in_a_real_browser(served, tmp_path, notes):
             page.wait_for_function(  # the PNG really arrived and decoded
                 "document.querySelector('#timeline img')?.naturalWidth > 500")
             page.wait_for_function("document.querySelector('#faces img')?.naturalWidth > 0")
+            assert page.locator("#again").is_visible()
+            for table in ("#frames_csv", "#faces_csv"):  # the CSV downloads
+                assert ".csv" in page.inner_text(table)
 
             upload(page, notes)
             page.wait_for_function(
@@ -167,3 +174,124 @@ def test_the_page_in_a_real_browser(served, tmp_path, notes):
             browser.close()
     last = (shots / "last.png").read_bytes()
     assert last.startswith(b"\x89PNG") and len(last) > 10_000
+
+
+def _tiny_run(path: Path) -> Path:
+    """A real, loadable run folder: an untrained small_cnn on 48x48 gray faces."""
+    from emokeras.labels import get_label_set
+    from emokeras.models import build_model
+    from emokeras.run_folder import save_model_atomic, write_labels
+
+    label_set = get_label_set("fer2013")
+    path.mkdir(parents=True)
+    model = build_model("small_cnn", len(label_set), weights=None, input_size=48, channels=1)
+    save_model_atomic(model, path / "model.keras")
+    write_labels(path, label_set)
+    return path
+
+
+def test_the_model_picker_is_confined_to_the_offered_models(tmp_path):
+    # issue 16: the picker loaded any server path, cached every spelling forever, and its
+    # messages told whether a server folder existed
+    models_dir = tmp_path / "models"
+    run = _tiny_run(models_dir / "tiny")
+    outside = _tiny_run(tmp_path / "outside")  # a real run folder, but not under models_dir
+    (models_dir / "escape").symlink_to(outside)  # resolves outside: refused as well
+    loop = models_dir / "loop"
+    loop.symlink_to(loop)
+    cache = ModelCache(models_dir=models_dir, max_models=2)
+
+    model = cache.get(str(run))
+    # every spelling of the offered folder is the same model, loaded once
+    for spelling in (str(models_dir / "." / "tiny"), str(models_dir / "tiny" / ".." / "tiny"),
+                     "tiny", f"{run}/", f"  {run}  "):
+        assert cache.get(spelling) is model
+    assert len(cache) == 1
+
+    refused = [str(outside), str(models_dir / ".." / "outside"), "../outside",
+               str(models_dir / "escape"), str(loop), "/etc", "/no/such/folder", str(tmp_path),
+               str(models_dir), str(run / "model.keras"), "nul\0byte"]
+    messages = set()
+    for choice in refused:
+        with pytest.raises(ModelNotOfferedError) as caught:
+            cache.get(choice)
+        messages.add(str(caught.value).replace(repr(choice), "<choice>"))
+    assert messages == {"<choice> is not one of the offered models"}
+    assert len(cache) == 1
+
+    # at most max_models stay loaded, least recently used dropped first
+    second = _tiny_run(models_dir / "second")
+    third = _tiny_run(models_dir / "third")
+    cache.get(str(second))
+    cache.get(str(run))  # now the most recent
+    cache.get(str(third))  # drops second
+    assert len(cache) == 2
+    assert cache.get(str(run)) is model
+    # without a models folder only the bundled model is offered
+    with pytest.raises(ModelNotOfferedError):
+        ModelCache().get(str(run))
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_app_and_removes_its_temp_folder(tmp_path):
+    # issue 16: the app left /tmp/emokeras-app-* behind when stopped with SIGTERM
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from conftest import REPO_ROOT
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    port = _free_port()
+    env = {**os.environ, "TMPDIR": str(temp), "GRADIO_TEMP_DIR": str(temp / "gradio"),
+           "PYTHONPATH": str(REPO_ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "emokeras.cli", "app", "--port", str(port), "--models-dir",
+         str(tmp_path / "no_runs")], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert process.poll() is None, process.stdout.read().decode()[-2000:]
+        assert [p.name.startswith("emokeras-app-") for p in temp.iterdir()].count(True) == 1
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=60)[0].decode()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output[-2000:]
+    assert not list(temp.glob("emokeras-app-*"))
+
+
+def test_per_frame_and_per_face_tables_of_an_image_and_a_video(model, tmp_path):
+    photo = analyse_file(IMAGES / "multi_face.jpg", model, threshold=0.0)
+    faces = len(photo.label.splitlines())
+    assert len(photo.frames) == len(photo.faces) == faces
+    assert set(model.label_set.classes) <= set(photo.frames.columns)
+    assert (photo.frames["file"] == "multi_face.jpg").all()
+    video = analyse_file(CLIP, model, workdir=tmp_path)
+    assert video.ok and len(video.frames) > 3
+    assert list(video.frames.columns[:4]) == ["file", "frame_index", "timestamp", "track_id"]
+    assert len(video.faces) >= 1 and video.faces["frames"].sum() == len(video.frames)
+
+
+def test_the_app_has_named_api_endpoints_and_no_early_analyse_again(tmp_path):
+    from emokeras.app import build_app
+
+    app = build_app(models_dir=tmp_path)
+    endpoints = app.get_api_info()["named_endpoints"]
+    assert {"/analyse", "/analyse_again", "/analyse_snapshot"} <= set(endpoints)
+    names = [p["parameter_name"] for p in endpoints["/analyse"]["parameters"]]
+    assert names[:4] == ["file", "model", "aggregate", "threshold"]
+    again = [c for c in app.config["components"]
+             if c.get("props", {}).get("elem_id") == "again"]
+    assert again and again[0]["props"]["visible"] is False  # nothing to analyse again yet

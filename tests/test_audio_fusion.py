@@ -150,7 +150,7 @@ def test_a_clip_is_the_mean_of_its_windows_resized_to_the_model(audio_run):
     assert prediction.label == SPEECH5.classes[int(np.argmax(expected))]
     assert prediction.to_dict()["scores"]["N"] == pytest.approx(float(expected[0]))
     # a clip shorter than a window is one zero-padded window
-    assert predict_audio(CLIP, audio).scores.shape == (5,)
+    assert predict_audio(CLIP, audio).probabilities.shape == (5,)
     assert audio.window_probs(waveform[:16000]).shape == (1, 5)
 
 
@@ -177,19 +177,19 @@ def test_predict_video_fuses_the_faces_with_the_speech(bundled, audio_run):
     audio, run = audio_run
     plain = predict_video(CLIP, bundled, max_frames=6)
     fused = predict_video(CLIP, bundled, max_frames=6, audio_model=run, audio_weight=0.3)
-    np.testing.assert_allclose(fused.face_scores, plain.scores, atol=1e-9)
+    np.testing.assert_allclose(fused.face_scores, plain.probabilities, atol=1e-9)
     np.testing.assert_array_equal(fused.frame_probs, plain.frame_probs)
     heard = predict_audio(CLIP, audio)
-    np.testing.assert_allclose(fused.audio_scores, heard.scores, atol=1e-6)
+    np.testing.assert_allclose(fused.audio_scores, heard.probabilities, atol=1e-6)
     assert fused.audio_class_names == SPEECH5.classes and fused.audio_weight == 0.3
-    expected = fuse(plain.scores, FER2013, heard.scores, SPEECH5, 0.3)
-    np.testing.assert_allclose(fused.scores, expected, atol=1e-6)
+    expected = fuse(plain.probabilities, FER2013, heard.probabilities, SPEECH5, 0.3)
+    np.testing.assert_allclose(fused.probabilities, expected, atol=1e-6)
     assert fused.label_index == int(np.argmax(expected))
     assert fused.label == FER2013.classes[fused.label_index]
     assert fused.confidence == pytest.approx(float(expected.max()))
     data = fused.to_dict()
     assert data["audio_weight"] == 0.3 and set(data["audio_scores"]) == set(SPEECH5.classes)
-    assert data["face_scores"]["happy"] == pytest.approx(float(plain.scores[3]))
+    assert data["face_scores"]["happy"] == pytest.approx(float(plain.probabilities[3]))
     assert "face_scores" not in plain.to_dict() and plain.audio_scores is None
     with pytest.raises(ConfigError, match="weight"):
         predict_video(CLIP, bundled, audio_model=audio, audio_weight=2)
@@ -222,7 +222,7 @@ def test_a_video_without_audio_keeps_the_face_label(bundled, audio_run, silent_v
     with caplog.at_level(logging.WARNING, logger="emokeras.inference"):
         result = predict_video(silent_video, bundled, max_frames=6, audio_model=audio)
     assert result.label == plain.label and result.label_index == plain.label_index
-    np.testing.assert_allclose(result.scores, plain.scores, atol=1e-9)
+    np.testing.assert_allclose(result.probabilities, plain.probabilities, atol=1e-9)
     assert "no audio stream" in result.audio_error and "silent.avi" in result.audio_error
     assert result.audio_scores is None and result.audio_weight is None
     assert result.to_dict()["audio_error"] == result.audio_error
@@ -331,7 +331,7 @@ def test_spectrograms_then_train_make_an_audio_run_folder(tmp_path, capsys):
     assert audio.config == SpectrogramConfig(num_mel_bins=64) and audio.label_set is SPEECH5
     assert audio.input_size == 48 and audio.channels == 1
     prediction = predict_audio(CLIP, run)
-    assert prediction.scores.sum() == pytest.approx(1.0, abs=1e-5)
+    assert prediction.probabilities.sum() == pytest.approx(1.0, abs=1e-5)
     assert prediction.label in SPEECH5.classes
     # left at the image defaults, spectrograms train with SpecAugment, and config.json says so
     augment = json.loads((run / "config.json").read_text())["augment"]

@@ -21,7 +21,8 @@ from emokeras.datasets import load_fer2013_folders
 from emokeras.errors import ConfigError, RunFolderError
 from emokeras.explain import grad_cam
 from emokeras.models import build_ensemble, build_model, ensemble_members
-from emokeras.runs import ensemble_run, load_run
+from emokeras.run_folder import load_run
+from emokeras.runs import ensemble_run
 
 
 @pytest.fixture(scope="module")

@@ -279,16 +279,16 @@ def test_onnx_and_tflite_fp32_and_quantized_agree_with_keras_on_real_faces(
     expected = keras_probabilities(bundled, faces)
     agreement = {}
     for entry in result.entries:
-        path = tmp_path / "out" / entry["path"]
-        predictor = onnx_predictor if entry["format"] == "onnx" else tflite_predictor
+        path = tmp_path / "out" / entry.path
+        predictor = onnx_predictor if entry.format == "onnx" else tflite_predictor
         got = predictor(path)(faces)
-        key = f"{entry['format']}_{entry['quantize']}"
+        key = f"{entry.format}_{entry.quantize}"
         agreement[key] = float(np.mean(got.argmax(axis=1) == expected.argmax(axis=1)))
-        if entry["quantize"] == "none":
+        if entry.quantize == "none":
             assert np.abs(got - expected).max() <= 1e-4, key
         else:
-            assert entry["bytes"] < 0.35 * (tmp_path / "out" / entry["path"].replace(
-                f"_{entry['quantize']}", "")).stat().st_size  # int8 weights: about a quarter
+            assert entry.bytes < 0.35 * (tmp_path / "out" / entry.path.replace(
+                f"_{entry.quantize}", "")).stat().st_size  # int8 weights: about a quarter
     record_property("argmax_agreement_on_280_publictest_faces", agreement)
     print("argmax agreement with Keras on", len(faces), "PublicTest faces:", agreement)
     assert all(value >= 0.9 for value in agreement.values()), agreement

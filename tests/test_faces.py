@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from conftest import IMAGES, RAVDESS_CLIPS, REPO_ROOT, VIDEOS
 
-from emokeras.errors import EmokerasError
+from emokeras.errors import ConfigError, EmokerasError
 from emokeras.faces import (
+    DETECTORS,
+    YUNET_MODEL,
     FaceBox,
     FaceCrop,
     FaceDetector,
@@ -19,15 +21,19 @@ from emokeras.faces import (
     FrameFaces,
     HaarFaceDetector,
     MtcnnFaceDetector,
+    YuNetFaceDetector,
     crop_face,
     default_detector,
     detect_faces_and_crop,
+    get_detector,
     iter_face_crops,
 )
 from emokeras.images import load_image
 from emokeras.video import iter_frames
 
 ONE_FACE = ["single_face.jpg", "justin.jpg", "angry_f13.jpg", "happy_f15.jpg", "surprise_f1.jpg"]
+#: People in multi_face.jpg, counted by eye (five friends, all facing the camera)
+GROUP_FACES = 5
 
 
 @pytest.fixture(scope="module")
@@ -224,13 +230,13 @@ def test_crop_face_rejects_bad_arguments():
 # ---- detect_faces_and_crop --------------------------------------------------------------------
 
 
-def test_detect_and_crop_all_four_faces_of_the_group():
+def test_detect_and_crop_all_five_faces_of_the_group():
     image = load_image(IMAGES / "multi_face.jpg")
 
-    crops = detect_faces_and_crop(image, which="all", size=96)
+    crops = detect_faces_and_crop(image, which="all", size=96)  # the default detector: YuNet
     largest = detect_faces_and_crop(image, size=96)
 
-    assert len(crops) == 4
+    assert len(crops) == GROUP_FACES
     assert all(isinstance(c, FaceCrop) and c.image.shape == (96, 96, 3) for c in crops)
     assert len(largest) == 1
     assert largest[0].box == max((c.box for c in crops), key=lambda b: b.area)
@@ -321,6 +327,10 @@ def test_mtcnn_finds_faces():
     (box,) = detector.detect(image)
     assert box.confidence > 0.9
     assert _inside(box, image)
+    # its five landmarks come in YuNet's order: the eye on the image's left first
+    (right_eye, left_eye, _, right_mouth, left_mouth) = box.landmarks
+    assert right_eye[0] < left_eye[0] and right_mouth[0] < left_mouth[0]
+    assert abs(box.eye_angle) < 10
     # It agrees with Haar on where the face is (MTCNN's boxes are taller and narrower).
     (haar_box,) = HaarFaceDetector().detect(image)
     assert _iou(box, haar_box) > 0.4
@@ -336,3 +346,187 @@ def test_importing_faces_does_not_import_tensorflow():
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+# ---- YuNet (the default) ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def yunet() -> YuNetFaceDetector:
+    return YuNetFaceDetector()
+
+
+def test_yunet_is_the_default_and_ships_inside_the_package():
+    assert isinstance(default_detector(), YuNetFaceDetector)
+    assert YUNET_MODEL.is_file() and YUNET_MODEL.parent.name == "yunet"
+    assert (YUNET_MODEL.parent / "NOTICE.md").read_text().count("MIT") >= 1
+
+
+@pytest.mark.parametrize("name", [*ONE_FACE, "disgust_m7.jpg"])
+def test_yunet_finds_exactly_one_face_with_landmarks_inside_it(yunet, name):
+    image = load_image(IMAGES / name)
+    (box,) = yunet.detect(image)  # the three-quarter view too, which Haar misses
+
+    assert _inside(box, image)
+    assert 0.6 <= box.confidence <= 1.0
+    assert len(box.landmarks) == 5
+    for x, y in box.landmarks:
+        assert box.x <= x <= box.x + box.width and box.y <= y <= box.y + box.height
+    (right_eye, left_eye, nose, right_mouth, left_mouth) = box.landmarks
+    # the person's right eye is on the image's left; eyes above the nose, the nose above the mouth
+    assert right_eye[0] < left_eye[0] and right_mouth[0] < left_mouth[0]
+    assert max(right_eye[1], left_eye[1]) < nose[1] < min(right_mouth[1], left_mouth[1])
+
+
+def test_yunet_finds_every_face_of_the_group_and_nothing_else(yunet):
+    image = load_image(IMAGES / "multi_face.jpg")
+    boxes = yunet.detect(image)
+
+    assert len(boxes) == GROUP_FACES
+    assert [b.area for b in boxes] == sorted((b.area for b in boxes), reverse=True)
+    assert all(_iou(a, b) == 0 for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    for box in boxes:
+        assert all(box.x <= x <= box.x + box.width and box.y <= y <= box.y + box.height
+                   for x, y in box.landmarks)
+
+
+@pytest.mark.parametrize("name", ["mountain.jpg", "cartoon.jpg"])
+def test_yunet_finds_no_face_where_there_is_none(yunet, name):
+    assert yunet.detect(load_image(IMAGES / name)) == []
+
+
+def test_yunet_finds_no_face_in_any_frame_of_the_no_face_video(yunet):
+    frames = list(iter_frames(VIDEOS / "no_face.mp4", step=1))
+    assert len(frames) > 10
+    assert all(yunet.detect(frame.image) == [] for frame in frames)
+
+
+def test_yunet_takes_gray_and_any_size_and_maps_boxes_back(yunet):
+    image = load_image(IMAGES / "justin.jpg")
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    (rgb_box,) = yunet.detect(image)
+    (gray_box,) = yunet.detect(gray)
+    assert _iou(rgb_box, gray_box) > 0.9
+
+    # a 720p frame shrunk to 640 for speed gives about the full-resolution box, in 720p pixels
+    frame = next(iter_frames(RAVDESS_CLIPS / "actor01_sample_02.mp4", start=1.0)).image
+    (small,) = YuNetFaceDetector(max_side=640).detect(frame)
+    (full,) = YuNetFaceDetector(max_side=None).detect(frame)
+    assert _iou(small, full) > 0.85 and _inside(small, frame)
+    assert np.abs(np.subtract(small.landmarks, full.landmarks)).max() < 0.05 * full.width
+    # sizes that are no multiple of anything, one after another on one detector
+    for shape in ((31, 17, 3), (101, 333), (1, 1, 3), (2000, 48, 3)):
+        assert yunet.detect(np.zeros(shape, np.uint8)) == []
+
+
+def test_yunet_threshold_and_bad_settings(yunet):
+    image = load_image(IMAGES / "multi_face.jpg")
+    scores = sorted(b.confidence for b in yunet.detect(image))
+    strict = YuNetFaceDetector(score_threshold=min(1.0, scores[0] + 1e-3)).detect(image)
+    assert len(strict) == len(scores) - 1
+    for bad in ({"score_threshold": 1.5}, {"nms_threshold": 0}, {"top_k": 0}, {"max_side": 8}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            YuNetFaceDetector(**bad)
+    bogus = IMAGES / "mountain.jpg"
+    with pytest.raises(EmokerasError, match="YuNet model") as caught:
+        YuNetFaceDetector(model_path=bogus)
+    assert str(bogus) in str(caught.value)
+
+
+def test_yunet_tracker_follows_the_face_like_full_frame_detection(yunet):
+    frames = [f.image for f in iter_frames(RAVDESS_CLIPS / "actor02_sample_04.mp4", step=1)]
+    tracker = FaceTracker(yunet, redetect_every=30)
+    tracked = [tracker.detect(image) for image in frames]
+    full = [yunet.detect(image)[:1] for image in frames]
+    assert all(len(boxes) == 1 for boxes in tracked) and all(full)
+    assert tracker.full_searches <= -(-len(frames) // 31) + 2  # mostly window searches
+    ious = [_iou(a[0], b[0]) for a, b in zip(full, tracked, strict=True)]
+    assert np.mean(ious) > 0.75 and min(ious) > 0.5
+    assert all(b[0].landmarks is not None for b in tracked)
+
+
+# ---- the registry -----------------------------------------------------------------------------
+
+
+def test_get_detector_by_name_instance_or_default(haar):
+    assert sorted(DETECTORS) == ["haar", "mtcnn", "yunet"]
+    assert get_detector() is default_detector() is get_detector("yunet")
+    assert isinstance(get_detector("HAAR"), HaarFaceDetector)
+    assert get_detector(haar) is haar
+    strict = get_detector("yunet", threshold=0.9)
+    assert strict.score_threshold == 0.9 and strict is get_detector("yunet", threshold=0.9)
+    assert get_detector("haar", threshold=8).min_neighbors == 8
+    with pytest.raises(ConfigError, match="unknown face detector 'retina'"):
+        get_detector("retina")
+    with pytest.raises(ConfigError, match="min_neighbors"):
+        get_detector("haar", threshold=0.5)
+    with pytest.raises(ConfigError, match="threshold"):
+        get_detector(haar, threshold=0.5)
+    with pytest.raises(ConfigError, match="FaceDetector"):
+        get_detector(42)  # type: ignore[arg-type]
+
+
+# ---- alignment --------------------------------------------------------------------------------
+
+
+def _turned(image: np.ndarray, degrees: float) -> np.ndarray:
+    height, width = image.shape[:2]
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+    return cv2.warpAffine(image, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE)
+
+
+@pytest.mark.parametrize("degrees", [20, -20])
+def test_an_aligned_crop_of_a_turned_face_is_upright(yunet, degrees):
+    photo = load_image(IMAGES / "single_face.jpg")
+    assert abs(yunet.detect(photo)[0].eye_angle) < 1  # the photo itself is upright
+    turned = _turned(photo, degrees)
+
+    (aligned,) = detect_faces_and_crop(turned, yunet, size=224)
+    (plain,) = detect_faces_and_crop(turned, yunet, size=224, align=False)
+
+    (in_aligned,) = yunet.detect(aligned.image)
+    (in_plain,) = yunet.detect(plain.image)
+    assert abs(in_aligned.eye_angle) < 5
+    assert abs(in_plain.eye_angle) > 12  # YuNet reads a 20 degree turn as 15 or so
+    # the framing is the same size: the face fills the aligned crop as much as the plain one
+    assert in_aligned.width == pytest.approx(in_plain.width, rel=0.15)
+
+
+def test_crop_face_aligns_only_boxes_with_landmarks():
+    image = load_image(IMAGES / "single_face.jpg")
+    plain = FaceBox(191, 147, 182, 252)
+    level = FaceBox(191, 147, 182, 252, 0.9, ((230, 240), (320, 240), (270, 290), (235, 330),
+                                              (315, 330)))
+    tilted = FaceBox(191, 147, 182, 252, 0.9, ((230, 220), (320, 260), (270, 290), (235, 330),
+                                               (315, 330)))
+    expected = crop_face(image, plain, size=None)
+    # no landmarks, or level eyes: exactly today's crop
+    np.testing.assert_array_equal(crop_face(image, level, size=None), expected)
+    np.testing.assert_array_equal(crop_face(image, tilted, size=None, align=False), expected)
+    turned = crop_face(image, tilted, size=None)
+    assert turned.shape == expected.shape and not np.array_equal(turned, expected)
+    assert tilted.eye_angle == pytest.approx(np.degrees(np.arctan2(40, 90)))
+    # gray with a trailing channel and zero padding work too
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., np.newaxis]
+    assert crop_face(gray, tilted, size=64, pad="zero").shape == (64, 64, 1)
+
+
+# ---- the command line -------------------------------------------------------------------------
+
+
+def test_predict_command_takes_the_detector_flags(capsys):
+    from emokeras.cli import build_parser, main
+
+    group = str(IMAGES / "multi_face.jpg")
+    assert main(["predict", group, "--faces", "all"]) == 0  # YuNet, aligned
+    assert capsys.readouterr().out.count("multi_face.jpg face") == GROUP_FACES
+    assert main(["predict", group, "--faces", "all", "--detector", "haar", "--no-align"]) == 0
+    assert capsys.readouterr().out.count("multi_face.jpg face") == 4
+    assert main(["predict", group, "--faces", "all", "--detector-threshold", "0.99"]) == 1
+    assert "no face found" in capsys.readouterr().out
+    for command in (["live"], ["demo"], ["app"], ["predict", group]):
+        args = build_parser().parse_args([*command, "--detector", "mtcnn",
+                                          "--detector-threshold", "0.8"])
+        assert (args.detector, args.detector_threshold) == ("mtcnn", 0.8)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["predict", group, "--detector", "retina"])

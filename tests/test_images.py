@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import cv2
 import numpy as np
 import pytest
-from conftest import IMAGES
+from conftest import IMAGES, REPO_ROOT
 
-from emokeras.errors import ImageReadError
-from emokeras.images import load_image
+from emokeras.errors import ImageReadError, ImageTooLargeError
+from emokeras.images import MAX_IMAGE_PIXELS, load_image
 
 
 def test_load_image_gives_rgb_uint8():
@@ -61,3 +64,79 @@ def test_load_image_reads_gray_and_resizes():
     assert load_image(IMAGES / "single_face.jpg", size=(30, 40), grayscale=True).shape == (30, 40)
     with pytest.raises(ValueError, match="size"):
         load_image(IMAGES / "single_face.jpg", size=0)
+
+
+def write_huge_png(path, width: int, height: int) -> None:
+    """A valid all-black 8-bit gray PNG of width x height, written row by row (never in memory)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF
+        )
+
+    compressor = zlib.compressobj(9)
+    row = bytes(width + 1)  # filter byte 0, then the row's pixels
+    with open(path, "wb") as out:
+        out.write(b"\x89PNG\r\n\x1a\n")
+        out.write(chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)))
+        for _ in range(height):
+            data = compressor.compress(row)
+            if data:
+                out.write(chunk(b"IDAT", data))
+        out.write(chunk(b"IDAT", compressor.flush()))
+        out.write(chunk(b"IEND", b""))
+
+
+def test_a_30000x30000_png_is_refused_from_its_header_in_little_memory(tmp_path):
+    # issue 16: an 875 KB PNG declaring 900 MP cost predict_image 6 GB and 28 s to decode
+    bomb = tmp_path / "bomb.png"
+    write_huge_png(bomb, 30000, 30000)
+    assert bomb.stat().st_size < 2_000_000
+    script = (
+        "import resource, sys, time\n"
+        "from emokeras.images import load_image\n"
+        "from emokeras.errors import ImageTooLargeError\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "start = time.monotonic()\n"
+        "try:\n"
+        "    load_image(sys.argv[1])\n"
+        "except ImageTooLargeError as error:\n"
+        "    print(error.pixels, error.limit)\n"
+        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print(after - before, time.monotonic() - start)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(bomb)], capture_output=True,
+                          text=True, cwd=REPO_ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    refused, cost = done.stdout.splitlines()[-2:]
+    assert refused == f"900000000 {MAX_IMAGE_PIXELS}"
+    grown_kib, seconds = cost.split()
+    assert int(grown_kib) < 50 * 1024 and float(seconds) < 5  # no decode: no 900 MB buffer
+
+    with pytest.raises(ImageTooLargeError) as caught:
+        load_image(bomb)
+    assert str(bomb) in str(caught.value) and "900000000 pixels" in str(caught.value)
+    assert isinstance(caught.value, ImageReadError)
+
+
+def test_the_pixel_limit_is_a_keyword_and_applies_to_every_format(tmp_path):
+    photo = IMAGES / "single_face.jpg"  # 572x562 = 321464 pixels
+    with pytest.raises(ImageTooLargeError, match="572x562 is 321464 pixels, over the limit of 10"):
+        load_image(photo, max_pixels=1000)
+    assert load_image(photo, max_pixels=321464).shape == (562, 572, 3)
+    # a format whose header Pillow does not read (OpenEXR-less: a PFM) is checked once decoded
+    pfm = tmp_path / "image.pfm"
+    assert cv2.imwrite(str(pfm), np.zeros((40, 50, 3), np.float32))
+    with pytest.raises(ImageTooLargeError, match="50x40"):
+        load_image(pfm, max_pixels=1000)
+
+
+def test_symlink_loops_and_broken_links_say_so(tmp_path):
+    loop = tmp_path / "loop.jpg"
+    loop.symlink_to(loop)
+    _assert_image_error(loop, "symlink loop")
+    broken = tmp_path / "broken.jpg"
+    broken.symlink_to(tmp_path / "gone.jpg")
+    _assert_image_error(broken, "broken symlink")

@@ -59,7 +59,7 @@ def test_a_given_sex_overrides_detection(routed, models):
 def test_images_and_frames_are_routed_per_face(routed, models):
     [face] = predict_image(IMAGES / "single_face.jpg", routed)  # a man
     [alone] = predict_image(IMAGES / "single_face.jpg", models["male"])
-    np.testing.assert_allclose(face.scores, alone.scores, atol=1e-6)
+    np.testing.assert_allclose(face.probabilities, alone.probabilities, atol=1e-6)
     crops = np.zeros((2, 48, 48), np.uint8)
     np.testing.assert_allclose(predict_frames(crops, routed, sex="female"),
                                predict_frames(crops, models["female"]), atol=1e-6)

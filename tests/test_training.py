@@ -168,7 +168,7 @@ def test_evaluate_py_names_a_run_folder_without_a_model(tmp_path, fer2013_subset
     assert evaluate.main([str(tmp_path), "--data", str(fer2013_subset)]) == 2
     assert "model.keras" in capsys.readouterr().err
     with pytest.raises(RunFolderError):
-        from emokeras.runs import load_run
+        from emokeras.run_folder import load_run
 
         load_run(tmp_path)
 
@@ -214,6 +214,75 @@ def test_a_killed_run_resumes_where_it_stopped(fer2013_subset, tmp_path):
         ("1", str(e)) for e in range(8)
     ]
     assert epochs_before >= 2
+
+
+@pytest.mark.slow
+def test_a_run_killed_in_phase_0_runs_every_phase_after_resuming(fer2013_subset, tmp_path):
+    # issue 16: BackupAndRestore's initial epoch leaked into the next phase, which then ran
+    # no epoch; metrics.json said resumed: false and model.keras held phase 0's weights
+    command = _train_command(fer2013_subset, tmp_path, "--phases", "all:3:1e-3,all:2:1e-4",
+                             "--early-stopping-patience", "100")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    run = tmp_path / "r"
+    rows = run / "logs" / "history_phase0.csv"
+    deadline = time.monotonic() + 300
+    # kill hard once phase 0's first epoch is logged and backed up (state.json then exists)
+    while time.monotonic() < deadline and process.poll() is None:
+        if (run / "state.json").exists() and rows.exists() and len(
+            rows.read_text().splitlines()
+        ) >= 2:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "training ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (run / "phases" / "phase0.weights.h5").exists(), "killed after phase 0 ended"
+    assert json.loads((run / "state.json").read_text()) == {"completed_phases": 0}
+
+    finished = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert json.loads((run / "metrics.json").read_text())["resumed"] is True
+    history = read_csv(run / "history.csv")
+    assert [(r["phase"], r["epoch"]) for r in history] == [
+        ("0", "0"), ("0", "1"), ("0", "2"), ("1", "0"), ("1", "1"),
+    ]
+    assert json.loads((run / "state.json").read_text()) == {"completed_phases": 2}
+    # model.keras holds the last phase's final weights, not phase 0's
+    saved = keras.saving.load_model(run / "model.keras")
+    phase0 = keras.saving.load_model(run / "model.keras")
+    phase0.load_weights(run / "phases" / "phase0.weights.h5")
+    phase1 = keras.saving.load_model(run / "model.keras")
+    phase1.load_weights(run / "phases" / "phase1.weights.h5")
+    for mine, last in zip(saved.weights, phase1.weights, strict=True):
+        np.testing.assert_array_equal(mine.numpy(), last.numpy())
+    assert any(
+        not np.array_equal(a.numpy(), b.numpy())
+        for a, b in zip(saved.weights, phase0.weights, strict=True)
+    )
+
+
+def test_an_unreadable_backup_starts_its_phase_over(fer_faces, tmp_path, caplog):
+    # A kill during a phase's first backup left Keras' latest.weights.h5 truncated, with no
+    # earlier copy, and every later start of the run failed in h5py. Backups are now written
+    # atomically; one unreadable anyway (as that kill left it) is set aside with a warning.
+    backup = tmp_path / "backup" / "phase0"
+    backup.mkdir(parents=True)
+    (backup / "latest.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(88))
+    config = TrainConfig(
+        backbone="small_cnn", weights=None, channels=1, input_size=48,
+        phases=(Phase("all", 2, 1e-3),), augment=NO_AUGMENT, feature_cache=False,
+        early_stopping_patience=100,
+    )
+    model = build_model("small_cnn", 7, weights=None, input_size=48, channels=1)
+    train_set = (fer_faces["Training"][0][:64], fer_faces["Training"][1][:64])
+    result = fit(model, train_set, fer_faces["PublicTest"], config, run_dir=tmp_path)
+    assert [(row["phase"], row["epoch"]) for row in result.history] == [(0, 0), (0, 1)]
+    assert "unreadable" in caplog.text
+    assert (tmp_path / "backup" / "phase0.broken" / "latest.weights.h5").is_file()
+    assert json.loads((tmp_path / "state.json").read_text()) == {"completed_phases": 1}
+    assert not list(tmp_path.rglob("*.partial*"))
 
 
 @pytest.mark.slow
@@ -265,7 +334,7 @@ def test_copying_a_run_folder_keeps_it_loadable(tmp_path, fer2013_subset):
             "--phases", "all:1:1e-3", "--limit", "40", *TINY]
     assert train.main(argv) == 0
     shutil.copytree(tmp_path / "a", tmp_path / "moved")
-    from emokeras.runs import load_run
+    from emokeras.run_folder import load_run
 
     model, label_set = load_run(tmp_path / "moved")
     assert label_set.name == "fer2013" and model.output_shape == (None, 7)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from conftest import RAVDESS_CLIPS, VIDEOS
 
-from emokeras.errors import VideoReadError
-from emokeras.video import Frame, VideoInfo, iter_frames, probe_video
+from emokeras.errors import VideoReadError, VideoTooLargeError
+from emokeras.video import MAX_FRAME_PIXELS, Frame, VideoInfo, iter_frames, probe_video
 
 SINGLE_FACE = VIDEOS / "single_face.mp4"
 RAVDESS_CLIP = RAVDESS_CLIPS / "actor01_sample_01.mp4"  # 99 decodable frames at 29.97 fps
@@ -294,3 +294,24 @@ def test_invalid_arguments_raise_value_error_naming_the_argument(kwargs, argumen
 def test_argument_errors_come_before_path_errors(tmp_path):
     with pytest.raises(ValueError, match="step"):
         iter_frames(tmp_path / "missing.mp4", step=0)
+
+
+def test_frames_over_the_pixel_limit_are_refused_when_opened():
+    info = probe_video(SINGLE_FACE)
+    pixels = info.width * info.height
+    error = _assert_video_error(SINGLE_FACE, "over the limit of 1000", max_pixels=1000)
+    assert isinstance(error, VideoTooLargeError)
+    assert (error.width, error.height, error.limit) == (info.width, info.height, 1000)
+    with pytest.raises(VideoTooLargeError, match=f"{pixels} pixels"):
+        probe_video(SINGLE_FACE, max_pixels=pixels - 1)
+    assert probe_video(SINGLE_FACE, max_pixels=pixels).width == info.width
+    assert MAX_FRAME_PIXELS >= 7680 * 4320  # 8K video reads under the default
+
+
+def test_symlink_loop_and_broken_link(tmp_path):
+    loop = tmp_path / "loop.mp4"
+    loop.symlink_to(loop)
+    _assert_video_error(loop, "symlink loop")
+    broken = tmp_path / "broken.mp4"
+    broken.symlink_to(tmp_path / "gone.mp4")
+    _assert_video_error(broken, "broken symlink")

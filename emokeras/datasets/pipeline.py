@@ -24,12 +24,13 @@ import logging
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+# AugmentConfig lives in emokeras.configs (no TensorFlow); re-exported here.
+from emokeras.configs import _SPECTROGRAM_VALUES, AugmentConfig  # noqa: F401
 from emokeras.datasets.base import ImageSet
 from emokeras.datasets.fer2013 import Fer2013Arrays
 from emokeras.datasets.sources import Source
@@ -61,93 +62,6 @@ _SHOWN = 5  # how many bad items an error message lists
 
 # --------------------------------------------------------------------------- augmentation
 
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Training-time augmentation, on raw 0-255 images. A zero (or False) turns a step off.
-
-    - ``flip``: mirror left-right with probability 1/2.
-    - ``rotation_degrees``: rotate by up to this many degrees either way.
-    - ``zoom``: random resized crop: a square crop whose side is 1 - z of the image's, z uniform
-      in [0, zoom], at a uniformly random position inside the image, scaled back to full size.
-    - ``translate``: shift by up to this fraction of the side, each axis, either way.
-    - ``brightness``: add up to this fraction of 255, either way.
-    - ``contrast``: scale the contrast by a factor in [1 - contrast, 1 + contrast].
-    - ``mixup_alpha``: MixUp with lambda ~ Beta(alpha, alpha), one lambda per batch; 0 disables.
-
-    SpecAugment, for spectrogram images (rows = frequency bands, columns = time frames, 0 =
-    silence; see ``emokeras.datasets.spec_augment``):
-
-    - ``time_shift``: shift the columns by up to this fraction of the width, either way; the
-      frames uncovered are silence.
-    - ``freq_mask``: ``num_masks`` bands of whole rows set to 0, each up to this fraction of the
-      height.
-    - ``time_mask``: ``num_masks`` bands of whole columns set to 0, each up to this fraction of
-      the width.
-    - ``num_masks``: masks of each kind per image.
-
-    Flips, rotations and zooms make no sense on a spectrogram (they reverse time or move
-    frequencies): :meth:`spectrogram` turns them off and SpecAugment on.
-
-    Geometric steps fill uncovered pixels by reflection; every step keeps values in [0, 255].
-    """
-
-    flip: bool = True
-    rotation_degrees: float = 10.0
-    zoom: float = 0.15
-    translate: float = 0.05
-    brightness: float = 0.2
-    contrast: float = 0.2
-    mixup_alpha: float = 0.0
-    freq_mask: float = 0.0
-    time_mask: float = 0.0
-    num_masks: int = 2
-    time_shift: float = 0.0
-
-    def __post_init__(self) -> None:
-        ranges = {
-            "rotation_degrees": (0.0, 180.0, True),
-            "zoom": (0.0, 1.0, False),
-            "translate": (0.0, 1.0, False),
-            "brightness": (0.0, 1.0, True),
-            "contrast": (0.0, 1.0, False),
-            "freq_mask": (0.0, 1.0, False),
-            "time_mask": (0.0, 1.0, False),
-            "time_shift": (0.0, 1.0, False),
-        }
-        for name, (low, high, high_allowed) in ranges.items():
-            value = getattr(self, name)
-            ok = low <= value <= high if high_allowed else low <= value < high
-            if not ok:
-                bound = "]" if high_allowed else ")"
-                raise ConfigError(
-                    f"AugmentConfig.{name} must be in [{low:g}, {high:g}{bound}, got {value!r}"
-                )
-        if not self.mixup_alpha >= 0:
-            raise ConfigError(f"AugmentConfig.mixup_alpha must be >= 0, got {self.mixup_alpha!r}")
-        count = self.num_masks
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ConfigError(f"AugmentConfig.num_masks must be an int >= 1, got {count!r}")
-
-    @classmethod
-    def spectrogram(cls, **changes) -> AugmentConfig:
-        """SpecAugment for spectrogram images, every image-only step off; ``changes`` override."""
-        return cls(**{**_SPECTROGRAM_VALUES, **changes})
-
-    @property
-    def augments_images(self) -> bool:
-        """Whether any per-image step (everything but MixUp) is on."""
-        return bool(
-            self.flip or self.rotation_degrees or self.zoom or self.translate
-            or self.brightness or self.contrast
-            or self.freq_mask or self.time_mask or self.time_shift
-        )  # fmt: skip
-
-
-_SPECTROGRAM_VALUES = {
-    "flip": False, "rotation_degrees": 0.0, "zoom": 0.0, "translate": 0.0, "brightness": 0.0,
-    "contrast": 0.0, "freq_mask": 0.15, "time_mask": 0.2, "time_shift": 0.1,
-}  # fmt: skip
 
 #: The augmentation for spectrograms: time shift and SpecAugment masks, nothing else.
 SPECTROGRAM_AUGMENT = AugmentConfig.spectrogram()

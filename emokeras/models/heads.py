@@ -2,44 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import keras
 
-from emokeras.errors import ConfigError
+# HeadConfig lives in emokeras.configs (no Keras, so flags and --help built from TrainConfig
+# stay light); re-exported here.
+from emokeras.configs import ACTIVATIONS, HeadConfig  # noqa: F401
 
-ACTIVATIONS = ("softmax", "sigmoid")
-
-
-@dataclass(frozen=True)
-class HeadConfig:
-    """Dropout -> Dense(units) -> ReLU -> BatchNorm -> Dense(classes) -> activation.
-
-    ``units=0`` gives a linear probe: Dropout -> Dense(classes) -> activation. ``batchnorm=False``
-    drops the BatchNormalization. ``activation`` is ``"softmax"`` (one label per image) or
-    ``"sigmoid"`` (independent labels).
-    """
-
-    dropout: float = 0.5
-    units: int = 256
-    batchnorm: bool = True
-    activation: str = "softmax"
-
-    def __post_init__(self) -> None:
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, int | float):
-            raise ConfigError(f"head dropout must be a number in [0, 1), got {self.dropout!r}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"head dropout must be in [0, 1), got {self.dropout!r}")
-        if isinstance(self.units, bool) or not isinstance(self.units, int) or self.units < 0:
-            raise ConfigError(
-                f"head units must be an int >= 0 (0: a linear probe), got {self.units!r}"
-            )
-        if not isinstance(self.batchnorm, bool):
-            raise ConfigError(f"head batchnorm must be True or False, got {self.batchnorm!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(
-                f"head activation {self.activation!r} is not one of {list(ACTIVATIONS)}"
-            )
+#: The head's layer names (export folds the head's BatchNorm by finding these layers; explain
+#: stops at the logits).
+DROPOUT_LAYER = "head_dropout"
+DENSE_LAYER = "head_dense"
+RELU_LAYER = "head_relu"
+NORM_LAYER = "head_bn"
+LOGITS_LAYER = "head_logits"
+#: The last layer, and the model's output name
+OUTPUT_LAYER = "probabilities"
 
 
 def build_head(features, num_classes: int, config: HeadConfig | None = None):
@@ -51,12 +28,12 @@ def build_head(features, num_classes: int, config: HeadConfig | None = None):
     """
     config = config or HeadConfig()
     layers = keras.layers
-    x = layers.Dropout(config.dropout, name="head_dropout")(features)
+    x = layers.Dropout(config.dropout, name=DROPOUT_LAYER)(features)
     if config.units:
-        x = layers.Dense(config.units, name="head_dense")(x)
-        x = layers.ReLU(name="head_relu")(x)
+        x = layers.Dense(config.units, name=DENSE_LAYER)(x)
+        x = layers.ReLU(name=RELU_LAYER)(x)
         if config.batchnorm:
-            x = layers.BatchNormalization(name="head_bn")(x)
+            x = layers.BatchNormalization(name=NORM_LAYER)(x)
     # Logits as their own layer: averaging logits over a video's frames needs them.
-    logits = layers.Dense(num_classes, name="head_logits", dtype="float32")(x)
-    return layers.Activation(config.activation, name="probabilities", dtype="float32")(logits)
+    logits = layers.Dense(num_classes, name=LOGITS_LAYER, dtype="float32")(x)
+    return layers.Activation(config.activation, name=OUTPUT_LAYER, dtype="float32")(logits)
