@@ -38,7 +38,7 @@ from emokeras.export import (  # noqa: E402
     variables_bytes,
     weight_bytes,
 )
-from emokeras.inference import resolve_model  # noqa: E402
+from emokeras.model import resolve_model  # noqa: E402
 
 
 def load_split(image_set, size: int, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -23,7 +23,8 @@ import cv2
 import numpy as np
 
 from emokeras.faces import detect_faces_and_crop, get_detector
-from emokeras.inference import CROP_MARGIN, resolve_model
+from emokeras.inference import CROP_MARGIN
+from emokeras.model import resolve_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 FER = SHARED / "fer2013" / "fer2013_images.tar.gz"

@@ -248,7 +248,7 @@ PREDICT_IMAGE = ("from emokeras.inference import predict_image\n"
                  "typed(lambda: predict_image(sys.argv[1]))")
 READ_VIDEO = ("from emokeras.video import iter_frames\n"
               "typed(lambda: sum(1 for _ in iter_frames(sys.argv[1])))")
-LOAD_MODEL = ("from emokeras.inference import resolve_model\n"
+LOAD_MODEL = ("from emokeras.model import resolve_model\n"
               "typed(lambda: resolve_model(sys.argv[1]))")
 
 

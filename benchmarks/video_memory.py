@@ -39,7 +39,8 @@ if workload == "read":
         for _ in iter_frames(path):
             frames += 1
 else:
-    from emokeras.inference import predict_video, resolve_model
+    from emokeras.inference import predict_video
+    from emokeras.model import resolve_model
     model = resolve_model(None)
     if path != "-":
         frames = predict_video(path, model, frame_step=1).frames_read

@@ -27,13 +27,9 @@ import cv2
 import numpy as np
 
 from emokeras.faces import DETECTORS, FaceTracker, crop_face, get_detector, iter_face_crops
-from emokeras.inference import (
-    CROP_MARGIN,
-    _batches,
-    crop_size_for,
-    predict_video,
-    resolve_model,
-)
+from emokeras.inference import CROP_MARGIN, predict_video
+from emokeras.inference.video import _batches
+from emokeras.model import crop_size_for, resolve_model
 from emokeras.video import iter_frames, probe_video
 
 REPO = Path(__file__).resolve().parents[1]

@@ -28,8 +28,8 @@ import numpy as np
 
 from emokeras.aggregation import METHODS
 from emokeras.annotate import DEFAULT_THRESHOLD, Annotator, label_face
-from emokeras.datasets.base import IMAGE_EXTENSIONS
 from emokeras.errors import EmokerasError, ModelNotOfferedError, NoFaceFoundError
+from emokeras.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, media_kind
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +40,6 @@ DEFAULT_PORT = 7860
 DEFAULT_MAX_UPLOAD_MB = 50.0
 #: Frames per second sampled from uploaded videos (as ``emokeras predict``'s default).
 VIDEO_FPS = 10.0
-
-
-def _video_extensions() -> tuple[str, ...]:
-    from emokeras.prepare import VIDEO_EXTENSIONS
-
-    return tuple(VIDEO_EXTENSIONS)
 
 
 @dataclass
@@ -128,7 +122,7 @@ class ModelCache:
         raise ModelNotOfferedError(key)
 
     def get(self, choice: str | None):
-        from emokeras.inference import resolve_model
+        from emokeras.model import resolve_model
 
         key = self.resolve(choice)
         with self._lock:
@@ -246,21 +240,20 @@ def analyse_file(path: str | os.PathLike[str] | None, model, *, aggregate: str =
         return _error(f"cannot read the upload {path.name}: {error.strerror or error}.")
     if size_mb > max_upload_mb:
         return _error(f"{path.name} is {size_mb:.1f} MB, over the {max_upload_mb:g} MB limit.")
-    suffix = path.suffix.lower()
-    videos = _video_extensions()
+    kind = media_kind(path)
     try:
-        if suffix in IMAGE_EXTENSIONS:
+        if kind == "image":
             from emokeras.images import load_image
 
             return analyse_image(load_image(path), model, threshold=threshold,
                                  annotator=annotator, name=path.name, detector=detector)
-        if suffix in videos:
+        if kind == "video":
             return analyse_video(path, model, aggregate=aggregate, threshold=threshold,
                                  workdir=workdir or tempfile.gettempdir(), annotator=annotator,
                                  detector=detector)
     except EmokerasError as error:
         return _error(str(error).replace(str(path), path.name))
-    kinds = ", ".join([*IMAGE_EXTENSIONS, *videos])
+    kinds = ", ".join([*IMAGE_EXTENSIONS, *VIDEO_EXTENSIONS])
     return _error(f"cannot read {path.name}: not an image or a video this app reads "
                   f"({kinds}).")
 

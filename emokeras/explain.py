@@ -36,7 +36,13 @@ import numpy as np
 from emokeras.errors import ConfigError, EmokerasError, NoFaceFoundError
 from emokeras.fileio import atomic_write
 from emokeras.images import load_image, resize
-from emokeras.model import crop_sexes, crop_size_for, prepare_crop, resolve_model
+from emokeras.model import (
+    crop_framing_for,
+    crop_sexes,
+    crop_size_for,
+    prepare_crop,
+    resolve_model,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -308,14 +314,14 @@ def _pick_model(emotion, crop: np.ndarray, sex: str | None):
     return emotion if sexes is None else emotion.models[sexes[0]]
 
 
-def _largest_face(rgb: np.ndarray, size: int, what: str, detector=None) -> np.ndarray:
+def _largest_face(rgb: np.ndarray, size: int, what: str, framing, detector=None) -> np.ndarray:
+    """The largest face, cut with ``framing`` (a CropFraming: the model's)."""
     from emokeras.faces import crop_face, default_detector
-    from emokeras.inference import CROP_MARGIN
 
     boxes = (detector or default_detector()).detect(rgb)
     if not boxes:
         raise NoFaceFoundError(f"no face found in {what}")
-    return crop_face(rgb, boxes[0], size=size, margin=CROP_MARGIN)
+    return crop_face(rgb, boxes[0], size=size, margin=framing.margin, shift_y=framing.shift_y)
 
 
 def explain_file(
@@ -330,11 +336,12 @@ def explain_file(
     """
     emotion = resolve_model(model)
     path = Path(path)
-    size = crop_size_for(emotion)  # crops as inference makes them
+    # crops as inference makes them
+    size, framing = crop_size_for(emotion), crop_framing_for(emotion)
     class_index = None
     sex = None
     if video is None:
-        crop = _largest_face(load_image(path), size, str(path), detector)
+        crop = _largest_face(load_image(path), size, str(path), framing, detector)
     else:
         from emokeras.video import iter_frames
 
@@ -351,7 +358,7 @@ def explain_file(
             frames.close()
         if frame is None:
             raise EmokerasError(f"could not read frame {wanted} of {str(path)!r} again")
-        crop = _largest_face(frame, size, f"frame {wanted} of {path}", detector)
+        crop = _largest_face(frame, size, f"frame {wanted} of {path}", framing, detector)
         class_index, sex = video.label_index, video.sex
     chosen = _pick_model(emotion, crop, sex)
     heatmap = explain(chosen.model, crop, class_index=class_index)

@@ -468,12 +468,16 @@ def crop_face(
     pad: Pad = "edge",
     align: bool = True,
     angle: float | None = None,
+    shift_y: float = 0.0,
 ) -> np.ndarray:
     """Cut a square around ``box``, ``margin`` (a fraction of the box) wider on each side.
 
-    The square is centred on the box, so where it leaves the image it is padded (``pad``:
-    repeat the edge pixels, or zeros) rather than shifted. It is resized to ``size`` x ``size``
-    (None: left as cut). The channels are kept: RGB in, RGB out; gray in, gray out.
+    The square is centred on the box, moved down by ``shift_y`` box heights (negative: up; along
+    the face's own vertical when it is turned upright), so a model sees faces framed as its
+    training faces were (``emokeras.model.crop_framing_for``). Where it leaves the image it is
+    padded (``pad``: repeat the edge pixels, or zeros) rather than moved in. It is resized to
+    ``size`` x ``size`` (None: left as cut). The channels are kept: RGB in, RGB out; gray in,
+    gray out.
 
     With ``align`` (the default) and a box with landmarks, the square is turned about the box's
     centre so the eyes lie level: the face comes out upright, as the training faces are, framed
@@ -499,9 +503,10 @@ def crop_face(
         # a big face cut for a small model input: warp at twice the output size (not the face's
         # full size, several times the work), then area-average down as an unrotated crop is
         out = side if size is None or side <= 2 * size else 2 * size
-        return _resized(_rotated_square(image, box, side, angle, pad, out), size)
+        return _resized(_rotated_square(image, box, side, angle, pad, out,
+                                        shift=shift_y * box.height), size)
     x0 = round(box.x + box.width / 2 - side / 2)
-    y0 = round(box.y + box.height / 2 - side / 2)
+    y0 = round(box.y + box.height / 2 + shift_y * box.height - side / 2)
     height, width = image.shape[:2]
     # Cut the part of the square inside the image, then pad it back out to the full square.
     left, top = max(0, -x0), max(0, -y0)
@@ -530,16 +535,18 @@ def _resized(square: np.ndarray, size: int | None) -> np.ndarray:
 
 
 def _rotated_square(image: np.ndarray, box: FaceBox, side: int, angle: float,
-                    pad: Pad, out: int | None = None) -> np.ndarray:
+                    pad: Pad, out: int | None = None, shift: float = 0.0) -> np.ndarray:
     """The ``side`` x ``side`` square centred on ``box``, turned by ``angle`` degrees (counter-
     clockwise as seen) so a face whose eye line tilts by ``angle`` comes out level; scaled to
-    ``out`` x ``out`` pixels (default ``side``)."""
+    ``out`` x ``out`` pixels (default ``side``). ``shift``: the square's centre ``shift`` pixels
+    below the box's centre, down the upright face."""
     out = side if out is None else out
     centre = (box.x + box.width / 2, box.y + box.height / 2)
     matrix = cv2.getRotationMatrix2D(centre, angle, out / side)
     # then move the box's centre to the square's centre: one warp cuts and turns together
     matrix[0, 2] += out / 2 - centre[0]
-    matrix[1, 2] += out / 2 - centre[1]
+    # the shift is taken after the turn, so it runs down the upright face, not the image
+    matrix[1, 2] += out / 2 - centre[1] - shift * out / side
     border = cv2.BORDER_REPLICATE if pad == "edge" else cv2.BORDER_CONSTANT
     squeeze = image.ndim == 3 and image.shape[2] == 1
     source = image[..., 0] if squeeze else image
@@ -580,11 +587,13 @@ def detect_faces_and_crop(
     margin: float = 0.2,
     which: Which = "largest",
     align: bool = True,
+    shift_y: float = 0.0,
 ) -> list[FaceCrop]:
     """Detect faces and crop them: the largest one, or all largest first; [] when none.
 
     ``detector``: a :class:`FaceDetector`, a name from :data:`DETECTORS`, or None (YuNet).
-    ``align``: turn each face upright from its eye landmarks (see :func:`crop_face`).
+    ``align``: turn each face upright from its eye landmarks; ``margin`` and ``shift_y``: how
+    to frame it (see :func:`crop_face`).
     """
     _check_which(which)
     detector = get_detector(detector)
@@ -592,11 +601,12 @@ def detect_faces_and_crop(
     if which == "largest":
         boxes = boxes[:1]
     if not align:
-        return [FaceCrop(box, crop_face(image, box, size=size, margin=margin, align=False))
+        return [FaceCrop(box, crop_face(image, box, size=size, margin=margin, align=False,
+                                        shift_y=shift_y))
                 for box in boxes]
     # a tracker keeps state: a tilted face is found again with the detector it searches with
     refiner = detector.window_detector if isinstance(detector, FaceTracker) else detector
-    return [FaceCrop(box, crop_face(image, box, size=size, margin=margin,
+    return [FaceCrop(box, crop_face(image, box, size=size, margin=margin, shift_y=shift_y,
                                     angle=face_angle(image, box, refiner, margin=margin)))
             for box in boxes]
 
@@ -609,10 +619,11 @@ def iter_face_crops(
     margin: float = 0.2,
     which: Which = "largest",
     align: bool = True,
+    shift_y: float = 0.0,
 ) -> Iterator[FrameFaces]:
     """Yield one :class:`FrameFaces` per frame, with empty ``crops`` where no face is found."""
     _check_which(which)  # here, not at the first next(), so a bad call fails at once
-    return _face_crops(frames, get_detector(detector), size, margin, which, align)
+    return _face_crops(frames, get_detector(detector), size, margin, which, align, shift_y)
 
 
 def _face_crops(
@@ -622,10 +633,11 @@ def _face_crops(
     margin: float,
     which: Which,
     align: bool,
+    shift_y: float = 0.0,
 ) -> Iterator[FrameFaces]:
     for frame in frames:
         crops = detect_faces_and_crop(frame.image, detector, size=size, margin=margin, which=which,
-                                      align=align)
+                                      align=align, shift_y=shift_y)
         logger.debug("frame %d (%.3f s): %d face(s)", frame.index, frame.timestamp, len(crops))
         yield FrameFaces(frame.index, frame.timestamp, tuple(crops))
 

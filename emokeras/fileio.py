@@ -95,12 +95,22 @@ def atomic_folder(target: str | Path, overwrite: bool = False,
         raise
 
 
-def remove_partials(folder: str | Path) -> int:
-    """Delete the temporary files that killed :func:`atomic_path` writes left in ``folder``;
-    return how many there were. Call it only when no writer is running there."""
-    stale = [p for p in Path(folder).glob(".*.partial*") if p.is_file()]
+def remove_partials(folder: str | Path, *, folders: bool = False) -> int:
+    """Delete the temporary files that killed :func:`atomic_path` writes left in ``folder``
+    and, with ``folders``, the temporary folders of killed :func:`atomic_folder` builds
+    (``.<name>.partial-*``, and the ``.old`` copy of a replaced target that a kill caught
+    between its two renames); return how many there were. A missing ``folder`` has none. Call it
+    only when no writer is running there: a build in progress looks the same as a dead one."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    stale = [p for p in folder.glob(".*.partial*") if not p.is_symlink()
+             and (p.is_file() or (folders and p.is_dir() and ".partial-" in p.name))]
     for path in stale:
-        path.unlink()
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
     return len(stale)
 
 

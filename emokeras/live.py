@@ -214,7 +214,8 @@ def run_live(
     and ``detector_threshold`` choose how faces are found; ``align`` turns each face upright
     from its eye landmarks before it is classified. Each face is drawn with its track id.
     """
-    from emokeras.inference import CROP_MARGIN, crop_size_for, predict_frames, resolve_model
+    from emokeras.inference import predict_frames
+    from emokeras.model import crop_framing_for, crop_size_for, resolve_model
 
     if not 0.0 <= threshold <= 1.0:
         raise ConfigError(f"threshold must be in [0, 1], got {threshold!r}")
@@ -226,7 +227,7 @@ def run_live(
         raise ConfigError(f"cannot write {str(out_path)!r}: the annotated video must end in one "
                           f"of {sorted(FOURCC)}")
     emotion = resolve_model(model)
-    crop_size = crop_size_for(emotion)
+    crop_size, framing = crop_size_for(emotion), crop_framing_for(emotion)
     detector = get_detector(detector, threshold=detector_threshold)
     parsed = parse_source(source)
     if isinstance(parsed, int):
@@ -257,7 +258,8 @@ def run_live(
         try:
             for frame in pending:
                 crops = detect_faces_and_crop(frame.image, detector, size=crop_size,
-                                              margin=CROP_MARGIN, which="all", align=align)
+                                              margin=framing.margin, shift_y=framing.shift_y,
+                                              which="all", align=align)
                 labels: list[FaceLabel] = []
                 if crops:
                     probs = predict_frames([c.image for c in crops], emotion)

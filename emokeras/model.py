@@ -10,23 +10,27 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from emokeras.bundled import load_bundled_model
+from emokeras.bundled import BUNDLED_MODEL_DIR, load_bundled_model
 from emokeras.errors import ConfigError
 from emokeras.images import resize
 from emokeras.labels import SEXES, LabelSet
 from emokeras.run_folder import (
+    DEFAULT_FRAMING,
     ROUTING_FILE,
+    CropFraming,
     RunFolder,
     load_run,
+    read_framing,
     read_routing,
     save_model_atomic,
+    write_framing,
     write_labels,
     write_routing,
 )
@@ -47,10 +51,13 @@ def prepare_crop(crop: np.ndarray, input_size: int, channels: int) -> np.ndarray
 
 @dataclass(frozen=True, eq=False)
 class EmotionModel:
-    """A Keras classifier (raw pixels in, probabilities out) with the label set of its outputs."""
+    """A Keras classifier (raw pixels in, probabilities out) with the label set of its outputs,
+    and how to frame a detected face for it (``framing``; None: :data:`DEFAULT_FRAMING`)."""
 
     model: Any  # keras.Model; typed loosely so importing this module does not import Keras
     label_set: LabelSet
+    # keyword-only so that subclasses (AudioEmotionModel) can add positional fields
+    framing: CropFraming | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         classes = self.model.output_shape[-1]
@@ -64,14 +71,17 @@ class EmotionModel:
     def load(cls, run_dir: str | os.PathLike[str]) -> EmotionModel:
         """From a run folder written by ``train.py`` (model.keras + labels.json)."""
         model, label_set = load_run(run_dir)
-        return cls(model, label_set)
+        return cls(model, label_set, framing=read_framing(run_dir))
 
     def save(self, run_dir: str | os.PathLike[str]) -> Path:
-        """Write a run folder that ``load`` reads back: model.keras and labels.json."""
+        """Write a run folder that ``load`` reads back: model.keras, labels.json, and
+        framing.json where the model has a framing."""
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         save_model_atomic(self.model, run_dir / "model.keras")
         write_labels(run_dir, self.label_set)
+        if self.framing is not None:
+            write_framing(run_dir, self.framing)
         return run_dir
 
     @property
@@ -211,6 +221,23 @@ def crop_size_for(emotion: EmotionModel | SexRoutedModel) -> int:
     return max(m.input_size for m in models)
 
 
+def crop_framing_for(emotion: EmotionModel | SexRoutedModel) -> CropFraming:
+    """How to cut detected faces for this model: its run folder's framing.json, else
+    :data:`DEFAULT_FRAMING` (margin 0.2, no shift). A routed pair's members are cut once for
+    both, so they must agree (``ConfigError`` otherwise)."""
+    models = emotion.models.values() if isinstance(emotion, SexRoutedModel) else [emotion]
+    framings = {getattr(m, "framing", None) or DEFAULT_FRAMING for m in models}
+    if len(framings) != 1:
+        raise ConfigError(f"the models of a sex-routed model frame faces differently: "
+                          f"{sorted(framings, key=repr)}")
+    return framings.pop()
+
+
+def crop_margin_for(emotion: EmotionModel | SexRoutedModel) -> float:
+    """The crop margin (a fraction of the box on each side) for this model's faces."""
+    return crop_framing_for(emotion).margin
+
+
 def members(emotion: EmotionModel | SexRoutedModel) -> list[tuple[str | None, EmotionModel]]:
     """(sex, EmotionModel) pairs: one (None, model) for an unrouted model."""
     if isinstance(emotion, SexRoutedModel):
@@ -226,8 +253,8 @@ def load_model(run_dir: str | os.PathLike[str]):
     if folder.kind == "routed":
         return SexRoutedModel.load(folder.path)
     if folder.kind == "audio":
-        # in-function: audio_inference builds on this module
-        from emokeras.audio_inference import AudioEmotionModel
+        # in-function: emokeras.inference.audio builds on this module
+        from emokeras.inference.audio import AudioEmotionModel
 
         return AudioEmotionModel.load(folder.path)
     return EmotionModel.load(folder.path)
@@ -240,7 +267,7 @@ def resolve_model(
     Keras model with its ``label_set``; a SexRoutedModel, or a run folder with routing.json,
     gives a SexRoutedModel."""
     if model is None:
-        return EmotionModel(*load_bundled_model())
+        return EmotionModel(*load_bundled_model(), framing=read_framing(BUNDLED_MODEL_DIR))
     if isinstance(model, EmotionModel | SexRoutedModel):
         return model
     if isinstance(model, str | os.PathLike):

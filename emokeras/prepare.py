@@ -31,11 +31,11 @@ from emokeras.datasets import parse_ravdess_name, subject_split
 from emokeras.errors import DatasetError, EmokerasError
 from emokeras.faces import FaceDetector, get_detector, iter_face_crops
 from emokeras.fileio import atomic_write, read_csv, remove_partials, write_csv_atomic
+from emokeras.media import VIDEO_EXTENSIONS as VIDEO_EXTENSIONS  # re-exported (moved there)
 from emokeras.video import iter_frames
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm")
 
 MANIFEST_FIELDS = (
     "video_id", "video_path", "frame_index", "timestamp", "face_index",

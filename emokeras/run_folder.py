@@ -9,6 +9,8 @@ the one reader and writer of each of its files.
       history.csv       one row per epoch
       spectrogram.json  an audio model's SpectrogramConfig (its input images are computed so)
       routing.json      a sex-routed model: {sex: "<sex>/model.keras"}, each a run folder inside
+      framing.json      optional {"margin", "shift_y"}: how to cut a detected face for the model
+                        (without it, DEFAULT_FRAMING: margin 0.2, no shift)
 
 Kinds, from the files present: ``routed`` (routing.json), ``audio`` (spectrogram.json),
 ``ensemble`` (config.json with an "ensemble" entry), else ``plain``. Training (``emokeras.runs``),
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from emokeras.errors import ModelLoadError, RunFolderError
+from emokeras.errors import ConfigError, ModelLoadError, RunFolderError
 from emokeras.fileio import atomic_path, write_json_atomic
 from emokeras.labels import SEXES, LabelSet, UnknownLabelError, get_label_set
 
@@ -43,6 +45,8 @@ STATE_FILE = "state.json"
 SPECTROGRAM_FILE = "spectrogram.json"
 #: The file that makes a run folder a sex-routed model (written by ``train.py --by-sex``).
 ROUTING_FILE = "routing.json"
+#: How to frame a detected face for this model (:class:`CropFraming`); optional.
+FRAMING_FILE = "framing.json"
 
 RunKind = Literal["plain", "routed", "audio", "ensemble"]
 KINDS: tuple[str, ...] = ("plain", "routed", "audio", "ensemble")
@@ -206,6 +210,60 @@ def read_config(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+# --------------------------------------------------------------------------- framing
+
+
+@dataclass(frozen=True)
+class CropFraming:
+    """How a detected face is cut for a model (``emokeras.faces.crop_face``): ``margin`` (a
+    fraction of the box) on each side, and the square's centre moved down by ``shift_y`` box
+    heights (negative: up). A model should see faces framed as its training faces were."""
+
+    margin: float = 0.2
+    shift_y: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("margin", "shift_y"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"framing {name} must be a number, got {value!r}")
+        if not 0 <= self.margin <= 2:
+            raise ConfigError(f"framing margin must be in [0, 2], got {self.margin!r}")
+        if not -1 <= self.shift_y <= 1:
+            raise ConfigError(f"framing shift_y must be in [-1, 1], got {self.shift_y!r}")
+
+
+#: The framing of a run folder without framing.json: what every model got before it had one.
+DEFAULT_FRAMING = CropFraming()
+
+
+def write_framing(run_dir: str | os.PathLike[str], framing: CropFraming) -> Path:
+    """Write ``framing.json``: {"margin", "shift_y"}."""
+    path = Path(run_dir) / FRAMING_FILE
+    write_json_atomic(path, {"margin": framing.margin, "shift_y": framing.shift_y})
+    return path
+
+
+def read_framing(run_dir: str | os.PathLike[str]) -> CropFraming | None:
+    """The framing ``framing.json`` gives, or None where the folder has none (the model then
+    gets DEFAULT_FRAMING). ``ModelLoadError`` for a file that is not a JSON object of a margin
+    and an optional shift_y in range: a wrong framing would quietly cost accuracy."""
+    path = Path(run_dir) / FRAMING_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelLoadError(path, f"not a JSON file ({error})") from None
+    if not isinstance(data, dict) or "margin" not in data or set(data) - {"margin", "shift_y"}:
+        raise ModelLoadError(path, 'needs a JSON object {"margin": m, "shift_y": s}, got '
+                                   f"{json.dumps(data)[:80]}")
+    try:
+        return CropFraming(data["margin"], data.get("shift_y", 0.0))
+    except ConfigError as error:
+        raise ModelLoadError(path, str(error)) from None
 
 
 # --------------------------------------------------------------------------- the model file

@@ -15,19 +15,21 @@ import pytest
 from conftest import RAVDESS_CLIPS, RAVDESS_NAMES, VIDEOS
 
 from emokeras.audio import SpectrogramConfig, audio_spectrogram, load_audio, spectrogram_windows
-from emokeras.audio_inference import (
-    AudioEmotionModel,
-    audio_on_face_classes,
-    fuse,
-    predict_audio,
-)
 from emokeras.cli import main
 from emokeras.datasets.pipeline import AugmentConfig
 from emokeras.errors import ConfigError, RunFolderError
 from emokeras.fileio import read_csv
 from emokeras.images import resize
-from emokeras.inference import EmotionModel, predict_video, resolve_model
+from emokeras.inference import (
+    AudioEmotionModel,
+    Fusion,
+    audio_on_face_classes,
+    fuse,
+    predict_audio,
+    predict_video,
+)
 from emokeras.labels import FER2013, RAVDESS, SPEECH5, LabelSet
+from emokeras.model import EmotionModel, resolve_model
 from emokeras.models import build_model
 
 CLIP = RAVDESS_CLIPS / "actor01_sample_01.mp4"
@@ -191,6 +193,11 @@ def test_predict_video_fuses_the_faces_with_the_speech(bundled, audio_run):
     assert data["audio_weight"] == 0.3 and set(data["audio_scores"]) == set(SPEECH5.classes)
     assert data["face_scores"]["happy"] == pytest.approx(float(plain.probabilities[3]))
     assert "face_scores" not in plain.to_dict() and plain.audio_scores is None
+    assert "fusion" not in data and plain.fusion is None
+    assert isinstance(fused.fusion, Fusion) and fused.fusion.used_audio
+    np.testing.assert_array_equal(fused.fusion.fused, fused.probabilities)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fused.fusion.weight = 0.5  # type: ignore[misc]
     with pytest.raises(ConfigError, match="weight"):
         predict_video(CLIP, bundled, audio_model=audio, audio_weight=2)
 
@@ -226,6 +233,7 @@ def test_a_video_without_audio_keeps_the_face_label(bundled, audio_run, silent_v
     assert "no audio stream" in result.audio_error and "silent.avi" in result.audio_error
     assert result.audio_scores is None and result.audio_weight is None
     assert result.to_dict()["audio_error"] == result.audio_error
+    assert not result.fusion.used_audio and result.fusion.audio_error == result.audio_error
     assert "audio not used" in caplog.text
 
 

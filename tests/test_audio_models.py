@@ -15,7 +15,7 @@ import tensorflow as tf
 from conftest import RAVDESS_CLIPS
 
 from emokeras.audio import audio_spectrogram
-from emokeras.cliargs import add_config_arguments, config_from_arguments
+from emokeras.cli.args import add_config_arguments, config_from_arguments
 from emokeras.datasets.pipeline import (
     SPECTROGRAM_AUGMENT,
     AugmentConfig,

@@ -16,7 +16,8 @@ from emokeras.labels import FER2013
 
 def test_bundled_model_is_package_data_within_the_size_limit():
     files = {p.name: p.stat().st_size for p in BUNDLED_MODEL_DIR.iterdir()}
-    assert set(files) == {"model.keras", "labels.json", "config.json", "model_card.json"}
+    assert set(files) == {"model.keras", "labels.json", "config.json", "model_card.json",
+                          "framing.json"}
     assert sum(files.values()) <= 15 * 1024 * 1024
     assert BUNDLED_MODEL_DIR.is_relative_to(REPO_ROOT / "emokeras")
 

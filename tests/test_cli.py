@@ -239,6 +239,21 @@ def test_help_of_every_command_imports_no_tensorflow():
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_python_dash_m_runs_the_command_and_each_command_is_its_own_module():
+    import emokeras.cli
+
+    done = subprocess.run([sys.executable, "-m", "emokeras.cli", "--help"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    names = [module.__name__.rsplit(".", 1)[1] for module in emokeras.cli.COMMANDS]
+    assert "{" + ",".join(names) + "}" in done.stdout  # every command, in the listed order
+    assert names == ["predict", "train", "evaluate", "ensemble", "demo", "export", "prepare",
+                     "spectrograms", "live", "app"]
+    for module in emokeras.cli.COMMANDS:  # each owns its parser and the function it runs
+        assert callable(module.add_parser)
+        assert callable(getattr(module, f"{module.__name__.rsplit('.', 1)[1]}_command"))
+
+
 def test_the_stderr_filter_knows_tensorflow_log_lines():
     from emokeras.quiet import is_tensorflow_log
 

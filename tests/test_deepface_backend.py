@@ -175,8 +175,9 @@ def test_deepface_does_not_leak_into_this_process_s_keras_3(backend, tmp_path):
 
 @needs_deepface
 def test_predict_video_takes_the_deepface_classifier(backend):
-    from emokeras.inference import EmotionModel, predict_video
+    from emokeras.inference import predict_video
     from emokeras.labels import FER2013
+    from emokeras.model import EmotionModel
     from emokeras.models import build_model
 
     model = EmotionModel(build_model("small_cnn", 7, weights=None, input_size=48, channels=1),

@@ -41,8 +41,8 @@ from emokeras.export import (
 )
 from emokeras.faces import HaarFaceDetector, crop_face
 from emokeras.images import load_image, resize
-from emokeras.inference import EmotionModel, SexRoutedModel, resolve_model
 from emokeras.labels import FER2013
+from emokeras.model import EmotionModel, SexRoutedModel, resolve_model
 from emokeras.models import build_model
 from emokeras.models.heads import HeadConfig
 
@@ -216,6 +216,37 @@ def test_existing_version_is_refused_unless_overwrite(saved_model, bundled, tmp_
     assert not (base / "1" / "keep.txt").exists()
     assert (base / "1" / "saved_model.pb").is_file()
     assert sorted(p.name for p in base.iterdir()) == ["1"]  # nothing half-written left
+
+
+# A process killed in the middle of an export: the real atomic helpers, the real SIGKILL.
+KILLED_EXPORT = """import os, signal, sys
+from pathlib import Path
+from emokeras.fileio import atomic_folder, atomic_write
+out = Path(sys.argv[1])
+with atomic_write(out / "export.json") as handle:
+    handle.write("{")
+    handle.flush()
+    with atomic_folder(out / "savedmodel" / "1") as work:
+        (work / "saved_model.pb").write_bytes(b"half a graph")
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_rerun_after_a_killed_export_sweeps_its_hidden_leftovers(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    killed = subprocess.run([sys.executable, "-c", KILLED_EXPORT, str(out)])
+    assert killed.returncode == -9
+    left = [p.relative_to(out).as_posix() for p in out.rglob(".*")]
+    assert any(p.startswith("savedmodel/.1.partial-") for p in left), left
+    assert any(p.startswith(".export.") and p.endswith(".partial") for p in left), left
+    assert not (out / "savedmodel" / "1").exists()  # the kill came before the rename
+
+    result = run_export(_tiny(3), out, formats="savedmodel")
+    assert [e.path for e in result.entries] == ["savedmodel/1"]
+    assert sorted(p.name for p in (out / "savedmodel").iterdir()) == ["1"]
+    assert sorted(p.name for p in out.iterdir()) == ["export.json", "labels.txt", "savedmodel"]
+    assert json.loads((out / "export.json").read_text())["exports"][0]["path"] == "savedmodel/1"
 
 
 def _tiny(seed: int) -> EmotionModel:

@@ -10,7 +10,8 @@ import pytest
 from conftest import RAVDESS_CLIPS, VIDEOS
 
 from emokeras.faces import get_detector
-from emokeras.inference import predict_video, resolve_model
+from emokeras.inference import predict_video
+from emokeras.model import resolve_model
 from emokeras.video import iter_frames
 
 CLIPS = [*sorted(RAVDESS_CLIPS.glob("*.mp4")), VIDEOS / "single_face.mp4", VIDEOS / "no_face.mp4"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -51,3 +53,20 @@ def test_remove_partials_sweeps_only_what_a_killed_write_left(tmp_path):
     (tmp_path / ".clip.p9q1z.partial.mp4").write_text("half")
     assert remove_partials(tmp_path) == 2
     assert os.listdir(tmp_path) == ["kept.csv"]
+
+
+def test_remove_partials_with_folders_sweeps_a_killed_atomic_folder_build(tmp_path):
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1" / "done.pb").write_text("a finished export")
+    code = ("import os, signal, sys\nfrom emokeras.fileio import atomic_folder\n"
+            "with atomic_folder(sys.argv[1], overwrite=True) as work:\n"
+            "    (work / 'half.pb').write_text('half')\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    assert subprocess.run([sys.executable, "-c", code, str(tmp_path / "2")]).returncode == -9
+    (left,) = [p.name for p in tmp_path.iterdir() if p.name != "1"]
+    assert left.startswith(".2.partial-")
+    assert remove_partials(tmp_path) == 0  # files only: the folder stays
+    assert remove_partials(tmp_path, folders=True) == 1
+    assert sorted(os.listdir(tmp_path)) == ["1"]
+    assert (tmp_path / "1" / "done.pb").read_text() == "a finished export"
+    assert remove_partials(tmp_path / "missing", folders=True) == 0

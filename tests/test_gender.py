@@ -10,8 +10,9 @@ from emokeras.errors import ConfigError
 from emokeras.faces import detect_faces_and_crop
 from emokeras.gender import SEXES, default_sex_classifier, majority_sex
 from emokeras.images import load_image
-from emokeras.inference import EmotionModel, predict_video
+from emokeras.inference import predict_video
 from emokeras.labels import FER2013
+from emokeras.model import EmotionModel
 from emokeras.models import build_model
 
 # fixtures/labels.csv: each photo's sex (disgust_m7's three-quarter view is not found by Haar)

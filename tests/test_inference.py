@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import IMAGES, RAVDESS_CLIPS, VIDEOS
 
 from emokeras.errors import ConfigError, NoFaceFoundError, VideoReadError
-from emokeras.inference import (
-    EmotionModel,
-    predict_frames,
-    predict_image,
-    predict_video,
-    resolve_model,
-)
+from emokeras.inference import Sampling, predict_frames, predict_image, predict_video
 from emokeras.labels import FER2013, RAVDESS
+from emokeras.model import EmotionModel, resolve_model
 from emokeras.models import build_model
 from emokeras.video import probe_video
 
@@ -61,6 +58,23 @@ def test_tracking_faces_gives_the_label_of_detecting_every_frame():
     agreement = np.mean(tracked.frame_probs.argmax(1) == searched.frame_probs.argmax(1))
     assert agreement > 0.8
     np.testing.assert_allclose(tracked.probabilities, searched.probabilities, atol=0.05)
+
+
+def test_sampling_gives_what_its_short_keywords_give(gray_model):
+    clip = VIDEOS / "single_face.mp4"  # 72 frames at 24 fps
+    short = predict_video(clip, gray_model, frame_step=6, max_frames=5)
+    sampled = predict_video(clip, gray_model, sampling=Sampling(frame_step=6, max_frames=5))
+    np.testing.assert_array_equal(sampled.frame_indices, short.frame_indices)
+    np.testing.assert_allclose(sampled.frame_probs, short.frame_probs, atol=1e-6)
+    assert sampled.frames_read == 5
+    # a window only the dataclass can ask for: seconds 1 to 2 at 4 frames per second
+    window = predict_video(clip, gray_model, sampling=Sampling(target_fps=4, start=1.0, end=2.0))
+    assert window.frames_read == 4
+    assert np.all((window.timestamps >= 1.0) & (window.timestamps < 2.0))
+    with pytest.raises(ConfigError, match="not both"):
+        predict_video(clip, gray_model, sampling=Sampling(frame_step=6), max_frames=3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Sampling().frame_step = 2  # type: ignore[misc]
 
 
 @pytest.mark.parametrize("method", ["sum", "vote", "mean_logits"])

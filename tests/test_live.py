@@ -10,7 +10,6 @@ from conftest import VIDEOS
 from emokeras.cli import main
 from emokeras.errors import ConfigError, VideoReadError
 from emokeras.faces import FaceBox
-from emokeras.inference import resolve_model
 from emokeras.labels import FER2013
 from emokeras.live import (
     UNCERTAIN,
@@ -21,6 +20,7 @@ from emokeras.live import (
     label_face,
     run_live,
 )
+from emokeras.model import resolve_model
 
 CLIP = VIDEOS / "single_face.mp4"  # one man, 72 frames, 640x360, 30 fps
 

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from conftest import IMAGES, RAVDESS_CLIPS, VIDEOS
 
-from emokeras.audio_inference import AudioPrediction
-from emokeras.inference import EmotionModel, predict_image, predict_video
+from emokeras.inference import AudioPrediction, predict_image, predict_video
 from emokeras.labels import FER2013
+from emokeras.model import EmotionModel
 from emokeras.models import build_model
 from emokeras.results import (
     FRAME_COLUMNS,

@@ -8,15 +8,9 @@ import pytest
 from conftest import IMAGES, RAVDESS_CLIPS
 
 from emokeras.errors import ConfigError
-from emokeras.inference import (
-    EmotionModel,
-    SexRoutedModel,
-    predict_frames,
-    predict_image,
-    predict_video,
-    resolve_model,
-)
+from emokeras.inference import predict_frames, predict_image, predict_video
 from emokeras.labels import FER2013, RAVDESS
+from emokeras.model import EmotionModel, SexRoutedModel, resolve_model
 from emokeras.models import build_model
 
 ACTOR_01 = RAVDESS_CLIPS / "actor01_sample_01.mp4"  # male

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from emokeras.audio import SpectrogramConfig
-from emokeras.audio_inference import AudioEmotionModel
 from emokeras.errors import EmokerasError, ModelLoadError, RunFolderError
 from emokeras.fileio import write_json_atomic
+from emokeras.inference import AudioEmotionModel
 from emokeras.labels import FER2013, RAVDESS, SEXES
 from emokeras.model import EmotionModel, SexRoutedModel, load_model, resolve_model
 from emokeras.models import build_model

@@ -10,7 +10,8 @@ from conftest import IMAGES, VIDEOS
 from emokeras.errors import ConfigError
 from emokeras.faces import FaceBox, get_detector
 from emokeras.images import load_image
-from emokeras.inference import FaceTrack, VideoPrediction, predict_video, resolve_model
+from emokeras.inference import FaceTrack, VideoPrediction, predict_video
+from emokeras.model import resolve_model
 from emokeras.tracking import IdentityTracker, MultiFaceTracker, iou
 
 FRAMES = 24

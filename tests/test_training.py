@@ -20,7 +20,7 @@ from conftest import REPO_ROOT, SHARED
 
 import evaluate
 import train
-from emokeras.cliargs import add_config_arguments, config_from_arguments
+from emokeras.cli.args import add_config_arguments, config_from_arguments
 from emokeras.datasets import load_fer2013_folders
 from emokeras.datasets.pipeline import AugmentConfig
 from emokeras.errors import ConfigError, RunFolderError
@@ -301,7 +301,7 @@ def test_by_sex_trains_one_model_per_sex(two_actors_per_sex_manifest, tmp_path):
         labels = json.loads((run / sex / "labels.json").read_text())
         assert labels["label_set"] == "ravdess" and len(labels["classes"]) == 8
     # the run folder is a model that routes each video to its sex's model
-    from emokeras.inference import SexRoutedModel, resolve_model
+    from emokeras.model import SexRoutedModel, resolve_model
 
     routed = resolve_model(run)
     assert isinstance(routed, SexRoutedModel) and routed.label_set.name == "ravdess"

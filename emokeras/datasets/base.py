@@ -12,11 +12,10 @@ import numpy as np
 from emokeras.errors import DatasetError
 from emokeras.images import load_image
 from emokeras.labels import LabelSet
+from emokeras.media import IMAGE_EXTENSIONS as IMAGE_EXTENSIONS  # re-exported (moved there)
 
 logger = logging.getLogger(__name__)
 
-#: File extensions the folder loaders treat as images (compared case-insensitively).
-IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 class LabelledItems:

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from emokeras.datasets.base import IMAGE_EXTENSIONS, ImageSet, class_subfolders, list_images
+from emokeras.datasets.base import ImageSet, class_subfolders, list_images
 from emokeras.errors import DatasetError
 from emokeras.fileio import atomic_write
 from emokeras.labels import FER2013, LabelSet, UnknownLabelError
+from emokeras.media import IMAGE_EXTENSIONS
 
 logger = logging.getLogger(__name__)
 

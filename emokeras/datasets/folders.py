@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from emokeras.datasets.base import IMAGE_EXTENSIONS, ImageSet, class_subfolders, list_images
+from emokeras.datasets.base import ImageSet, class_subfolders, list_images
 from emokeras.errors import DatasetError
 from emokeras.labels import CKPLUS, EMOJI, LABEL_SETS, LabelSet, UnknownLabelError
+from emokeras.media import IMAGE_EXTENSIONS
 
 logger = logging.getLogger(__name__)
 

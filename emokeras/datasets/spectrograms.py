@@ -34,14 +34,13 @@ from emokeras.errors import (
 )
 from emokeras.fileio import atomic_write
 from emokeras.labels import RAVDESS, SPEECH5, LabelSet, UnknownLabelError, get_label_set
+from emokeras.media import SOUND_EXTENSIONS
 
 logger = logging.getLogger(__name__)
 
-#: Extensions :func:`audio_spectrogram_set` looks for in a folder (compared case-insensitively).
-AUDIO_EXTENSIONS: tuple[str, ...] = (
-    ".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".mp4", ".mov", ".m4v", ".mkv", ".avi",
-    ".webm",
-)
+#: Extensions :func:`audio_spectrogram_set` looks for in a folder (compared case-insensitively):
+#: audio files and videos (emokeras.media)
+AUDIO_EXTENSIONS: tuple[str, ...] = SOUND_EXTENSIONS
 
 #: The label set of a spectrogram file that names none (the seed's five speech emotions).
 DEFAULT_LABEL_SET = SPEECH5

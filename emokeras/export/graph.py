@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from emokeras.errors import ConfigError, RunFolderError
+from emokeras.media import IMAGE_EXTENSIONS
 from emokeras.model import SexRoutedModel, resolve_model
 from emokeras.model import members as model_members
 from emokeras.run_folder import MODEL_FILE, ROUTING_FILE
@@ -82,7 +83,6 @@ def load_face_folder(folder: str | os.PathLike[str], size: int,
                      limit: int | None = MAX_REPRESENTATIVE) -> np.ndarray:
     """Face images below ``folder`` (recursively) as uint8 RGB ``(N, size, size, 3)``; at most
     ``limit`` of them, spread evenly over the sorted file list."""
-    from emokeras.datasets.base import IMAGE_EXTENSIONS
     from emokeras.images import load_image
 
     root = Path(folder)

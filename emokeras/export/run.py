@@ -27,7 +27,7 @@ from emokeras.export.onnx import write_onnx
 from emokeras.export.saved_model import export_saved_model
 from emokeras.export.tflite import write_tflite
 from emokeras.export.verify import check_file, verify_saved_model
-from emokeras.fileio import write_json_atomic
+from emokeras.fileio import remove_partials, write_json_atomic
 from emokeras.model import members as model_members
 
 FORMATS = ("savedmodel", "onnx", "tflite")
@@ -126,6 +126,9 @@ def run_export(model, out_dir: str | os.PathLike[str],
                 plan.append((fmt, q, sex, out / fmt / f"{stem}{suffix}"))
     for _, _, _, path in plan:  # refuse before doing any work
         check_target(path, overwrite)
+    # the half-written files of a killed export (export_saved_model sweeps its own folders)
+    for folder in (out, out / "onnx", out / "tflite"):
+        remove_partials(folder)
 
     members = dict(model_members(emotion))
     if "savedmodel" in formats:

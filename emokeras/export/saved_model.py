@@ -14,7 +14,7 @@ import numpy as np
 from emokeras.errors import ConfigError, ExportExistsError
 from emokeras.export.files import write_labels_txt
 from emokeras.export.graph import LABELS_ASSET, model_variables, resolve, serving_module
-from emokeras.fileio import atomic_folder
+from emokeras.fileio import atomic_folder, check_target, remove_partials
 from emokeras.model import members as model_members
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,9 @@ def export_saved_model(model, base_dir: str | os.PathLike[str], version: int = 1
     ``model``: None (the bundled model), a run folder, an EmotionModel, a SexRoutedModel, or a
     Keras model with its ``label_set``. The signatures are described in this module's docstring.
     The folder is built beside the target and renamed into place; a version folder that exists
-    and is not empty raises ``ExportExistsError`` unless ``overwrite``. Returns the version folder.
+    and is not empty raises ``ExportExistsError`` unless ``overwrite``. The hidden build folders
+    that killed exports left in ``base_dir`` are deleted first (so do not run two exports into
+    one ``base_dir`` at once). Returns the version folder.
     """
     import tensorflow as tf
 
@@ -36,6 +38,12 @@ def export_saved_model(model, base_dir: str | os.PathLike[str], version: int = 1
             f"version must be an int >= 0 (TF Serving's folder name), got {version!r}")
     emotion = resolve(model, label_set)
     target = Path(base_dir) / str(version)
+    check_target(target, overwrite, ExportExistsError)  # a refused export deletes nothing
+    # a killed export's build folder (.1.partial-*) is a whole SavedModel's size, and no rerun
+    # would ever reuse it; swept before this export makes its own
+    swept = remove_partials(target.parent, folders=True)
+    if swept:
+        log.info("removed %d unfinished export(s) left in %s", swept, target.parent)
     building = atomic_folder(target, overwrite, ExportExistsError)
     with building as work, tempfile.TemporaryDirectory() as scratch:
         labels = write_labels_txt(Path(scratch) / LABELS_ASSET, emotion.label_set.classes)
