@@ -70,6 +70,10 @@ class ModelNotOfferedError(EmokerasError):
         super().__init__(f"{choice!r} is not one of the offered models")
 
 
+class FaceDetectionError(EmokerasError):
+    """A detector failed on an image (OpenCV raised); the message names the image's shape."""
+
+
 class NoFaceFoundError(EmokerasError):
     """No face was found where one was required."""
 

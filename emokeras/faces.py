@@ -24,7 +24,7 @@ from typing import Literal, Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from emokeras.errors import ConfigError, EmokerasError
+from emokeras.errors import ConfigError, EmokerasError, FaceDetectionError
 from emokeras.video import Frame
 
 logger = logging.getLogger(__name__)
@@ -36,10 +36,6 @@ Pad = Literal["edge", "zero"]
 #: Five (x, y) points in image pixels: right eye, left eye, nose tip, right and left mouth corner
 #: (the person's right and left, so the right eye is the one on the image's left).
 Landmarks = tuple[tuple[float, float], ...]
-
-
-class FaceDetectionError(EmokerasError):
-    """A detector failed on an image (OpenCV raised); the message names the image's shape."""
 
 
 @dataclass(frozen=True)

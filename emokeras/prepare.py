@@ -6,6 +6,8 @@ Layout of the output folder::
       crops/<video_id>/<frame>_<face>.jpg   square face crops
       parts/<video_id>.csv                  one finished video's rows (written last, atomically)
       manifest.csv                          all rows, with a subject-grouped split column
+      prepare.json                          the PrepareConfig the crops were cut with (training
+                                            reads its margin: the model's framing.json)
 
 A video counts as finished once its part file exists, so a re-run skips it; a kill mid-video
 leaves no part file and the video is redone. Every file is written atomically (temporary file,
@@ -17,6 +19,7 @@ Nothing is dropped silently: a frame without a face gets a ``no_face`` row, an u
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
@@ -28,9 +31,16 @@ import cv2
 import numpy as np
 
 from emokeras.datasets import parse_ravdess_name, subject_split
+from emokeras.datasets.manifest import PREPARE_CONFIG_FILE
 from emokeras.errors import DatasetError, EmokerasError
 from emokeras.faces import FaceDetector, get_detector, iter_face_crops
-from emokeras.fileio import atomic_write, read_csv, remove_partials, write_csv_atomic
+from emokeras.fileio import (
+    atomic_write,
+    read_csv,
+    remove_partials,
+    write_csv_atomic,
+    write_json_atomic,
+)
 from emokeras.media import VIDEO_EXTENSIONS as VIDEO_EXTENSIONS  # re-exported (moved there)
 from emokeras.video import iter_frames
 
@@ -239,7 +249,9 @@ def _assign_splits(rows: list[dict[str, str]], config: PrepareConfig) -> None:
 
 
 def write_manifest(out_dir: str | Path, config: PrepareConfig = PrepareConfig()) -> Path:
-    """Gather every finished video's rows into ``manifest.csv`` with a split column, atomically."""
+    """Gather every finished video's rows into ``manifest.csv`` with a split column, atomically,
+    and write ``config`` beside it as ``prepare.json``: a model trained on the crops must cut
+    detected faces with the same margin (``emokeras.datasets.manifest.manifest_framing``)."""
     out_dir = Path(out_dir)
     # Hidden names are temporary files a killed run left behind, never finished parts.
     parts = sorted(p for p in (out_dir / "parts").glob("*.csv") if not p.name.startswith("."))
@@ -247,4 +259,5 @@ def write_manifest(out_dir: str | Path, config: PrepareConfig = PrepareConfig())
     _assign_splits(rows, config)
     manifest = out_dir / "manifest.csv"
     write_csv_atomic(manifest, MANIFEST_FIELDS, rows)
+    write_json_atomic(out_dir / PREPARE_CONFIG_FILE, dataclasses.asdict(config))
     return manifest

@@ -6,6 +6,8 @@
       labels.json     the label set and its class names, in output order
       history.csv     one row per epoch across all phases
       metrics.json    validation (and test) accuracy, per-class scores, confusion matrices
+      framing.json    how to cut a detected face as the training faces were (FER2013's measured
+                      framing, a manifest's crop margin, else the default); not for audio
       checkpoints/ backup/ phases/ logs/ state.json   working files: best model, resume state
 
 With ``by_sex`` there is one such folder per sex (``male/``, ``female/``) and a ``routing.json``.
@@ -26,21 +28,26 @@ import tensorflow as tf
 
 from emokeras.datasets.pipeline import SPECTROGRAM_AUGMENT, AugmentConfig
 from emokeras.datasets.sources import DataSplits, limit, load_splits
-from emokeras.errors import RunFolderError
+from emokeras.errors import ConfigError, RunFolderError
 from emokeras.evaluation import evaluate_source
 from emokeras.fileio import write_csv_atomic, write_json_atomic
 from emokeras.labels import SEXES, LabelSet
 from emokeras.models import build_model
 from emokeras.run_folder import (
     CONFIG_FILE,
+    DEFAULT_FRAMING,
+    FRAMING_FILE,
     HISTORY_FILE,
     METRICS_FILE,
     MODEL_FILE,
     SPECTROGRAM_FILE,
     STATE_FILE,
+    CropFraming,
     load_run,
     read_config,
+    read_framing,
     save_model_atomic,
+    write_framing,
     write_labels,
     write_routing,
 )
@@ -107,6 +114,10 @@ def train_splits(
         "data": {"path": data_description, "protocol": splits.protocol, "sizes": splits.sizes()},
     })
     write_labels(run_dir, label_set)
+    if splits.framing is not None:
+        # without it inference would cut detected faces with DEFAULT_FRAMING, whatever the
+        # training faces looked like (FER2013's tight faces: about 11 points lost)
+        write_framing(run_dir, splits.framing)
     if splits.spectrogram is not None:
         # what makes this an audio model: inference must compute its images the same way
         write_json_atomic(run_dir / SPECTROGRAM_FILE, splits.spectrogram.to_dict())
@@ -196,8 +207,10 @@ def ensemble_run(
     """Write a run folder whose model averages the probabilities of the runs in ``run_dirs``
     (see :func:`emokeras.models.ensemble.build_ensemble`); returns the folder.
 
-    The runs must share a label set. ``config.json`` records each member's folder and config;
-    ``labels.json`` is the members'. The folder then works wherever a run folder does.
+    The runs must share a label set and a framing (``ConfigError`` naming them otherwise: the
+    ensemble's faces are cut once for all members). ``config.json`` records each member's folder
+    and config; ``labels.json`` and ``framing.json`` are the members'. The folder then works
+    wherever a run folder does.
     """
     from emokeras.models.ensemble import build_ensemble
 
@@ -214,10 +227,15 @@ def ensemble_run(
             raise RunFolderError(
                 f"run {str(run)!r} predicts {label_set.name!r} labels, run "
                 f"{str(run_dirs[0])!r} {first_labels.name!r}: an ensemble needs one label set")
+    framing = _common_framing(run_dirs)
     model = build_ensemble([member for member, _ in loaded], flip=flip, crops=crops)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_model_atomic(model, out_dir / MODEL_FILE)
     write_labels(out_dir, first_labels)
+    if framing is not None:
+        write_framing(out_dir, framing)
+    else:  # an earlier ensemble written here may have left one
+        (out_dir / FRAMING_FILE).unlink(missing_ok=True)
     write_json_atomic(out_dir / CONFIG_FILE, {"ensemble": {
         "flip": flip,
         "crops": list(crops),
@@ -226,3 +244,22 @@ def ensemble_run(
     log.info("ensemble of %d runs (flip %s, crops %s) written to %s", len(run_dirs), flip,
              list(crops), out_dir)
     return out_dir
+
+
+def _common_framing(run_dirs: list[Path]) -> CropFraming | None:
+    """The framing all ``run_dirs`` share (a folder without framing.json has DEFAULT_FRAMING), or
+    None where none of them has the file (the ensemble then needs none either). ``ConfigError``
+    naming each run's framing where they differ: one cut cannot suit them all."""
+    stored = [read_framing(run) for run in run_dirs]
+    if all(framing is None for framing in stored):
+        return None
+    framings = [framing or DEFAULT_FRAMING for framing in stored]
+    if len(set(framings)) > 1:
+        listed = ", ".join(
+            f"{str(run)!r} margin {framing.margin:g} shift_y {framing.shift_y:g}"
+            + ("" if file is not None else " (no framing.json)")
+            for run, framing, file in zip(run_dirs, framings, stored, strict=True))
+        raise ConfigError(f"the runs frame faces differently ({listed}): an ensemble cuts each "
+                          "face once for all its members, so they must be trained on faces "
+                          "framed alike")
+    return framings[0]

@@ -7,6 +7,7 @@ precision, so the ensemble resizes in its graph and a mixed-precision run is sav
 from __future__ import annotations
 
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -18,10 +19,12 @@ import evaluate
 import train
 from emokeras.cli import main as emokeras_main
 from emokeras.datasets import load_fer2013_folders
+from emokeras.datasets.fer2013 import FER2013_FRAMING
 from emokeras.errors import ConfigError, RunFolderError
 from emokeras.explain import grad_cam
+from emokeras.model import EmotionModel
 from emokeras.models import build_ensemble, build_model, ensemble_members
-from emokeras.run_folder import load_run
+from emokeras.run_folder import load_run, read_framing
 from emokeras.runs import ensemble_run
 
 
@@ -98,6 +101,9 @@ def test_ensemble_command_writes_a_run_folder_that_works_as_any_run(
     assert config["members"][1]["config"]["mixed_precision"] is True
     assert json.loads((out / "labels.json").read_text()) == json.loads(
         (two_runs[0] / "labels.json").read_text())
+    # both members learnt FER2013's tight faces: the ensemble cuts detected faces as they did
+    assert read_framing(out) == read_framing(two_runs[0]) == FER2013_FRAMING
+    assert EmotionModel.load(out).framing == FER2013_FRAMING
 
     # reloads in safe mode, as the members' average on the face, its crop and their mirrors
     model, label_set = load_run(out)
@@ -141,4 +147,11 @@ def test_ensemble_errors_name_what_is_wrong(two_runs, tmp_path):
         ensemble_run([two_runs[0], two_runs[1]], two_runs[1])
     with pytest.raises(RunFolderError, match="has no model.keras"):
         ensemble_run([two_runs[0], tmp_path], tmp_path / "ens")
+    # members trained on faces framed differently cannot share one cut of each face
+    loose = tmp_path / "loose"
+    shutil.copytree(two_runs[1], loose)
+    (loose / "framing.json").unlink()  # as a run from before framing.json: the default framing
+    with pytest.raises(ConfigError, match=r"frame faces differently .*'[^']*/a' margin 0 .*"
+                                          r"'[^']*/loose' margin 0.2 shift_y 0 \(no framing"):
+        ensemble_run([two_runs[0], loose], tmp_path / "ens")
     assert not (tmp_path / "ens").exists()

@@ -14,6 +14,7 @@ import pytest
 from conftest import IMAGES
 
 from emokeras.bundled import BUNDLED_MODEL_DIR
+from emokeras.datasets.fer2013 import FER2013_FRAMING
 from emokeras.errors import ConfigError, ModelLoadError
 from emokeras.faces import FaceBox, crop_face, get_detector
 from emokeras.images import load_image
@@ -98,6 +99,8 @@ def test_the_bundled_model_carries_its_measured_framing():
     assert stored is not None
     assert crop_framing_for(resolve_model()) == stored
     assert stored.margin < DEFAULT_FRAMING.margin  # FER2013 faces fill their images
+    # the constant training writes into FER2013 runs is the same measurement
+    assert stored == FER2013_FRAMING
 
 
 def test_shift_y_moves_the_square_down_the_face():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -15,8 +16,12 @@ import pytest
 from conftest import REPO_ROOT, VIDEOS
 
 from data_prep import extract_faces
+from emokeras.datasets.sources import load_splits
+from emokeras.errors import DatasetError
 from emokeras.fileio import read_csv
+from emokeras.labels import RAVDESS
 from emokeras.prepare import PrepareConfig, find_videos, prepare_videos, write_manifest
+from emokeras.run_folder import DEFAULT_FRAMING, CropFraming
 
 FAST = PrepareConfig(target_fps=3.0, size=96, val_fraction=0.5, test_fraction=0.0)
 
@@ -70,6 +75,25 @@ def test_bad_videos_are_reported_and_the_run_carries_on(ravdess_tree, tmp_path):
     assert "interview.mp4" in reasons["interview"]
     no_face_rows = [r for r in rows if r["video_id"] == "01-01-03-01-01-01-05"]
     assert all(r["status"] == "no_face" and r["frame_index"] for r in no_face_rows)
+
+
+def test_the_crop_margin_is_recorded_and_becomes_the_training_framing(ravdess_tree, tmp_path):
+    # a model trained on these crops must be given detected faces cut with the same margin
+    config = PrepareConfig(target_fps=3.0, max_frames=2, size=48, margin=0.35,
+                           val_fraction=0.5, test_fraction=0.0)
+    rows = run_prepare(ravdess_tree, tmp_path, config)
+    assert sum(r["status"] == "ok" for r in rows) >= 6
+    recorded = json.loads((tmp_path / "prepare.json").read_text())
+    assert recorded["margin"] == 0.35 and recorded["detector"] == "yunet"
+    manifest = tmp_path / "manifest.csv"
+    assert load_splits(manifest, RAVDESS).framing == CropFraming(margin=0.35, shift_y=0.0)
+    # a manifest from before prepare.json: prepare's default margin
+    (tmp_path / "prepare.json").unlink()
+    assert load_splits(manifest, RAVDESS).framing == DEFAULT_FRAMING
+    for text in ("{not json", '{"size": 48}', '{"margin": 5}'):
+        (tmp_path / "prepare.json").write_text(text)
+        with pytest.raises(DatasetError, match="prepare.json"):
+            load_splits(manifest, RAVDESS)
 
 
 def test_rerun_skips_finished_videos_and_redoes_missing_ones(ravdess_tree, tmp_path):

@@ -22,9 +22,11 @@ import evaluate
 import train
 from emokeras.cli.args import add_config_arguments, config_from_arguments
 from emokeras.datasets import load_fer2013_folders
+from emokeras.datasets.fer2013 import FER2013_FRAMING
 from emokeras.datasets.pipeline import AugmentConfig
 from emokeras.errors import ConfigError, RunFolderError
 from emokeras.fileio import read_csv
+from emokeras.model import EmotionModel, crop_framing_for, resolve_model
 from emokeras.models import HeadConfig, build_model, get_backbone
 from emokeras.runs import native_bfloat16
 from emokeras.training import Phase, TrainConfig, fit
@@ -139,6 +141,11 @@ def test_train_py_end_to_end_then_evaluate_py(fer2013_subset, tmp_path, capsys):
     assert "PublicTest" in config["data"]["protocol"]
     assert config["data"]["sizes"] == {"train": 84, "val": 84, "test": 84}
     assert json.loads((run / "labels.json").read_text())["classes"][0] == "angry"
+    # FER2013's own images are framed tight (benchmarks/face_framing.py): the run says so, and
+    # the model loads with that framing, so detected faces are cut as its training faces were
+    assert json.loads((run / "framing.json").read_text()) == {"margin": 0.0, "shift_y": 0.0}
+    assert EmotionModel.load(run).framing == FER2013_FRAMING
+    assert crop_framing_for(resolve_model(run)) == FER2013_FRAMING
     history = read_csv(run / "history.csv")
     assert len(history) == 3 and {"loss", "val_accuracy"} <= set(history[0])
     metrics = json.loads((run / "metrics.json").read_text())
@@ -300,6 +307,9 @@ def test_by_sex_trains_one_model_per_sex(two_actors_per_sex_manifest, tmp_path):
         assert (run / sex / "model.keras").is_file()
         labels = json.loads((run / sex / "labels.json").read_text())
         assert labels["label_set"] == "ravdess" and len(labels["classes"]) == 8
+        # the crops' margin, from the prepare.json beside the manifest
+        assert json.loads((run / sex / "framing.json").read_text()) == {
+            "margin": 0.2, "shift_y": 0.0}
     # the run folder is a model that routes each video to its sex's model
     from emokeras.model import SexRoutedModel, resolve_model
 

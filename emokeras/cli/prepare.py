@@ -29,7 +29,7 @@ def _add_prepare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("videos", nargs="?", type=Path, metavar="VIDEOS",
                         help="folder of videos (searched recursively)")
     parser.add_argument("out", type=Path, metavar="OUT",
-                        help="output folder: crops/, parts/, manifest.csv")
+                        help="output folder: crops/, parts/, manifest.csv, prepare.json")
     parser.add_argument("--example", action="store_true",
                         help="build example clips into OUT/videos and use them as VIDEOS")
     parser.add_argument("--labels", dest="label_source", choices=["ravdess", "folder", "none"],

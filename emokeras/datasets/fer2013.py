@@ -26,6 +26,7 @@ from emokeras.errors import DatasetError
 from emokeras.fileio import atomic_write
 from emokeras.labels import FER2013, LabelSet, UnknownLabelError
 from emokeras.media import IMAGE_EXTENSIONS
+from emokeras.run_folder import CropFraming
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,12 @@ SPLIT_ROLES: dict[str, str] = {TRAINING: "train", PUBLIC_TEST: "validation", PRI
 CSV_COLUMNS: tuple[str, ...] = ("emotion", "pixels", "Usage")
 IMAGE_SIZE = 48
 NUM_PIXELS = IMAGE_SIZE * IMAGE_SIZE
+#: How FER2013's images frame their faces, as a cut of a YuNet box: measured on the Training
+#: split by ``benchmarks/face_framing.py`` (the margin whose cuts of detected faces look most
+#: like the images themselves). Training on FER2013 (or FER+, the same images) writes it as the
+#: run's framing.json, so inference cuts detected faces as the model saw them; the bundled
+#: model's ``emokeras/assets/fer2013_cnn48_ensemble/framing.json`` holds the same values.
+FER2013_FRAMING = CropFraming(margin=0.0, shift_y=0.0)
 _DECIMALS = [str(value) for value in range(256)]
 
 # The image-folder layout: which file-name prefixes (splits) each top folder may hold. test/ mixes

@@ -30,12 +30,14 @@ from pathlib import Path
 import numpy as np
 
 from emokeras.datasets.fer2013 import (
+    FER2013_FRAMING,
     FER2013_SPLITS,
     load_fer2013_csv,
     load_fer2013_folders,
 )
 from emokeras.errors import ConfigError, DatasetError
 from emokeras.labels import FER2013
+from emokeras.run_folder import CropFraming
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +213,12 @@ class FerPlusSplit:
     def source(self) -> tuple[np.ndarray, np.ndarray]:
         """``(images, targets)``, a source ``emokeras.training.fit`` trains on."""
         return self.images, self.targets
+
+    @property
+    def framing(self) -> CropFraming:
+        """How the faces are framed: FER+ relabels FER2013's images, so FER2013's framing (a
+        run trained on them passes it as ``DataSplits.framing``, which becomes framing.json)."""
+        return FER2013_FRAMING
 
 
 def load_ferplus_split(

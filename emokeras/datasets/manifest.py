@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import logging
 from collections import Counter
 from pathlib import Path
@@ -10,8 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from emokeras.datasets.base import ImageSet
-from emokeras.errors import DatasetError
+from emokeras.errors import ConfigError, DatasetError
 from emokeras.labels import LabelSet, UnknownLabelError
+from emokeras.run_folder import DEFAULT_FRAMING, CropFraming
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +22,8 @@ MANIFEST_COLUMNS_READ: tuple[str, ...] = (
     "crop_path", "label", "label_index", "actor", "video_id", "status",
 )  # fmt: skip
 MANIFEST_SPLITS: tuple[str, ...] = ("train", "val", "test")
+#: Written by ``emokeras prepare`` beside its manifest: the PrepareConfig its crops were cut with.
+PREPARE_CONFIG_FILE = "prepare.json"
 
 
 def read_manifest_rows(
@@ -70,6 +74,30 @@ def read_manifest_rows(
             )
 
     return kept
+
+
+def manifest_framing(manifest_csv: str | Path) -> CropFraming:
+    """How the manifest's crops frame their faces: the margin of the ``prepare.json`` beside it
+    (``emokeras prepare`` cuts with no vertical shift), else :data:`DEFAULT_FRAMING` (prepare's
+    default margin, and what a manifest from before prepare.json was most likely cut with). A
+    prepare.json without a usable margin is a ``DatasetError`` naming it: a model given the wrong
+    framing would quietly lose accuracy on detected faces."""
+    path = Path(manifest_csv).parent / PREPARE_CONFIG_FILE
+    if not path.is_file():
+        logger.info("%s: no %s beside it, so its crops are taken as framed with margin %g",
+                    manifest_csv, PREPARE_CONFIG_FILE, DEFAULT_FRAMING.margin)
+        return DEFAULT_FRAMING
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DatasetError(f"cannot read {str(path)!r}: {error}") from None
+    if not isinstance(data, dict) or "margin" not in data:
+        raise DatasetError(f"{str(path)!r} gives no crop margin: expected a JSON object with "
+                           f'"margin", got {json.dumps(data)[:80]}')
+    try:
+        return CropFraming(margin=data["margin"])
+    except ConfigError as error:
+        raise DatasetError(f"{str(path)!r}: {error}") from None
 
 
 def manifest_image_set(

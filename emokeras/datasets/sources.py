@@ -7,6 +7,9 @@
   stratified split by image, which the protocol string says plainly;
 - a spectrogram set (``.npz``, see ``emokeras.datasets.spectrograms``): likewise grouped by
   speaker when the file has subject ids, else stratified by item.
+
+Each also says how its images frame their faces (``DataSplits.framing``), which training writes
+as the run's framing.json: FER2013's measured framing, a manifest's crop margin, else the default.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 from emokeras.audio import SpectrogramConfig
 from emokeras.datasets.base import ImageSet
 from emokeras.datasets.fer2013 import (
+    FER2013_FRAMING,
     PRIVATE_TEST,
     PUBLIC_TEST,
     TRAINING,
@@ -29,11 +33,12 @@ from emokeras.datasets.fer2013 import (
     load_fer2013_folders,
 )
 from emokeras.datasets.folders import CKPLUS_SUBJECT_PATTERN, load_class_folders
-from emokeras.datasets.manifest import manifest_image_set
+from emokeras.datasets.manifest import manifest_framing, manifest_image_set
 from emokeras.datasets.spectrograms import load_spectrogram_npz
 from emokeras.datasets.splits import subject_split
 from emokeras.errors import DatasetError
 from emokeras.labels import CKPLUS, FER2013, RAVDESS, LabelSet
+from emokeras.run_folder import DEFAULT_FRAMING, CropFraming
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +60,9 @@ class DataSplits:
     kind: str
     #: How the spectrogram images were made (kind "spectrograms", when the file says).
     spectrogram: SpectrogramConfig | None = None
+    #: How the images frame their faces, so a model trained on them is given detected faces cut
+    #: alike (its framing.json); None for images that are not faces (spectrograms).
+    framing: CropFraming | None = None
 
     def sizes(self) -> dict[str, int]:
         return {
@@ -114,7 +122,7 @@ def load_splits(
             data = load_fer2013_csv(path)
             return DataSplits(
                 _arrays(data, TRAINING), _arrays(data, PUBLIC_TEST), _arrays(data, PRIVATE_TEST),
-                FER2013, official, "fer2013_csv",
+                FER2013, official, "fer2013_csv", framing=FER2013_FRAMING,
             )
         if "crop_path" in header:
             return _manifest_splits(path, label_set, sex)
@@ -128,7 +136,7 @@ def load_splits(
         sets = load_fer2013_folders(path)
         return DataSplits(
             sets[TRAINING], sets[PUBLIC_TEST], sets[PRIVATE_TEST], FER2013, official,
-            "fer2013_folders",
+            "fer2013_folders", framing=FER2013_FRAMING,
         )
     if path.is_dir():
         return _folder_splits(path, label_set, val_fraction, test_fraction, seed)
@@ -149,6 +157,7 @@ def _manifest_splits(path: Path, label_set: LabelSet | None, sex: str | None) ->
     return DataSplits(
         parts["train"], parts["val"], test, label_set,
         f"face-crop manifest {path.name}: its subject-grouped split column{who}", "manifest",
+        framing=manifest_framing(path),
     )
 
 
@@ -174,6 +183,9 @@ def _folder_splits(
         train, val, test if len(test) else None, images.label_set,
         f"class folders {path.name}: {how}, val {val_fraction:g}, test {test_fraction:g}, "
         f"seed {seed}", "class_folders",
+        # how a folder set's makers framed its faces is not measured here: the default, which
+        # every model had before framing.json existed
+        framing=DEFAULT_FRAMING,
     )
 
 
