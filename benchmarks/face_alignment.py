@@ -15,31 +15,18 @@ is not in FER2013's label set and is left out).
 from __future__ import annotations
 
 import argparse
-import tarfile
 import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+# the data, class names and extraction are face_framing.py's (run from benchmarks/ as a script)
+from face_framing import CKPLUS, FER, NAMES, faces_of
+
 from emokeras.faces import detect_faces_and_crop, get_detector
 from emokeras.inference import CROP_MARGIN
 from emokeras.model import resolve_model
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-FER = SHARED / "fer2013" / "fer2013_images.tar.gz"
-CKPLUS = SHARED / "ckplus48" / "ckplus48.tar.gz"
-#: folder names of the two sets -> FER2013 class names
-NAMES = {"anger": "angry", "sadness": "sad", "fear": "fear", "happy": "happy",
-         "surprise": "surprise", "disgust": "disgust", "angry": "angry", "sad": "sad",
-         "neutral": "neutral"}
-
-
-def faces_of(tarball: Path, keep, out: Path) -> list[tuple[Path, str]]:
-    with tarfile.open(tarball) as tar:
-        members = [m for m in tar.getmembers() if m.isfile() and keep(m.name)]
-        tar.extractall(out, members=members, filter="data")
-    return [(out / m.name, Path(m.name).parent.name) for m in members]
 
 
 def evaluate(items, emotion, detector, limit: int | None) -> dict[str, float]:
