@@ -17,8 +17,9 @@ import re
 import sys
 import threading
 
-#: A glog/absl C++ log line: severity, date, time, thread id, file:line]
-CPP_LOG_LINE = re.compile(rb"^[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+\s+\S+:\d+\]")
+#: A glog/absl C++ log line: severity, date, time, thread id, file:line]. Fatal (F) lines are
+#: not matched: they are often the only explanation of an abort, so they always reach stderr.
+CPP_LOG_LINE = re.compile(rb"^[IWE]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+\s+\S+:\d+\]")
 #: absl's line before its logging is initialised
 ABSL_PREAMBLE = b"WARNING: All log messages before absl::InitializeLog() is called"
 

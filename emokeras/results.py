@@ -136,7 +136,8 @@ class ResultMixin:
             names_field = self._score_fields.get(f.name)
             if names_field is not None and value is not None:
                 key = "scores" if f.name == "probabilities" else f.name
-                data[key] = dict(Scores(getattr(self, names_field), value))
+                # through jsonable: a NaN score (a diverged model) becomes null, as elsewhere
+                data[key] = jsonable(dict(Scores(getattr(self, names_field), value)))
             else:
                 data[f.name] = jsonable(value)
         data.update(jsonable(self._dict_extras()))

@@ -263,4 +263,6 @@ def test_the_stderr_filter_knows_tensorflow_log_lines():
     assert is_tensorflow_log(b"WARNING: All log messages before absl::InitializeLog() is called "
                              b"are written to STDERR")
     assert not is_tensorflow_log(b"error: cannot read image 'x.jpg': no such file")
+    # a fatal line explains an abort: it is kept
+    assert not is_tensorflow_log(b"F0000 00:00:1796524776.8    12 check_op.cc:12] Check failed")
     assert not is_tensorflow_log(b"WARNING emokeras.prepare: no grouped split made")

@@ -530,3 +530,21 @@ def test_predict_command_takes_the_detector_flags(capsys):
         assert (args.detector, args.detector_threshold) == ("mtcnn", 0.8)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["predict", group, "--detector", "retina"])
+
+
+def test_yunet_boxes_of_a_shrunk_frame_are_mapped_back_without_rounding_twice(yunet):
+    # a 1920-wide frame made of a 640-wide photo (each pixel 3x3): the detector shrinks it back
+    # to exactly that photo, so its boxes must be the photo's boxes times 3, rounded once
+    # (rounding in the small image first put up to 1.5 px of error into them)
+    photo = load_image(IMAGES / "happy_f15.jpg")
+    small = cv2.resize(photo, (640, round(photo.shape[0] * 640 / photo.shape[1])),
+                       interpolation=cv2.INTER_AREA)
+    big = np.repeat(np.repeat(small, 3, axis=0), 3, axis=1)
+    net = cv2.FaceDetectorYN.create(str(yunet.model_path), "", (small.shape[1], small.shape[0]),
+                                    yunet.score_threshold, yunet.nms_threshold, yunet.top_k)
+    _, rows = net.detect(cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+    raw = max(rows, key=lambda row: row[2] * row[3])
+    (box,) = yunet.detect(big)[:1]
+    assert (box.x, box.y, box.width, box.height) == tuple(round(float(v) * 3) for v in raw[:4])
+    np.testing.assert_allclose(box.landmarks, np.asarray(raw[4:14], np.float64).reshape(5, 2) * 3,
+                               rtol=1e-5)

@@ -107,6 +107,28 @@ def test_predict_image_finds_each_face(gray_model):
         predict_image(IMAGES / "happy_f15.jpg", gray_model, which="biggest")
 
 
+def test_predict_image_crops_a_tilted_face_as_videos_and_live_do(gray_model):
+    # predict_image cut its crops with the raw YuNet eye angle (a 20 degree turn read as ~15)
+    # while videos and live refine it (face_angle): the same face got two different crops
+    import cv2
+
+    from emokeras.faces import detect_faces_and_crop, get_detector
+    from emokeras.images import load_image
+    from emokeras.model import crop_framing_for, crop_size_for
+
+    photo = load_image(IMAGES / "happy_f15.jpg")
+    height, width = photo.shape[:2]
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), 20, 1.0)
+    tilted = cv2.warpAffine(photo, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE)
+    framing = crop_framing_for(gray_model)
+    (face,) = detect_faces_and_crop(tilted, get_detector("yunet"), size=crop_size_for(gray_model),
+                                    margin=framing.margin, shift_y=framing.shift_y)
+    (pred,) = predict_image(tilted, gray_model)
+    assert pred.box == face.box
+    np.testing.assert_allclose(pred.probabilities, predict_frames([face.image], gray_model)[0],
+                               rtol=0, atol=1e-7)
+
+
 def test_predict_frames_takes_crops_of_any_size_and_channels(gray_model):
     rgb = np.random.default_rng(0).integers(0, 256, (5, 100, 100, 3), dtype=np.uint8)
     probs = predict_frames(rgb, gray_model, batch_size=2)

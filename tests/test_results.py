@@ -131,6 +131,19 @@ def test_every_result_type_is_json_safe_with_its_per_frame_data(videos, group):
     assert json.loads(json.dumps(audio.to_dict()))["scores"]["happy"] == pytest.approx(0.7)
 
 
+def test_a_nan_score_is_null_in_to_dict_as_every_other_non_finite_number():
+    # scores bypassed jsonable: json.dumps wrote NaN, which is not JSON
+    from emokeras.inference.results import Fusion
+
+    nan = np.array([0.1, np.nan, 0.9])
+    names = ("neutral", "sad", "happy")
+    audio = AudioPrediction("a.wav", "happy", 2, "😄", nan, 0.9, names, 3)
+    assert json.loads(json.dumps(audio.to_dict(), allow_nan=False))["scores"]["sad"] is None
+    fusion = Fusion(names, nan, nan, audio_scores=nan, audio_class_names=names, weight=0.3)
+    data = json.loads(json.dumps(fusion.to_dict(), allow_nan=False))
+    assert data["face_scores"]["sad"] is None and data["audio_scores"]["happy"] == 0.9
+
+
 def test_reprs_are_short_and_name_the_label(videos, group):
     text = repr(videos[0])
     assert text.startswith("VideoPrediction(") and f"label={videos[0].label!r}" in text

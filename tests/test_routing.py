@@ -74,3 +74,30 @@ def test_bad_routing_is_rejected(models):
         SexRoutedModel({"male": models["male"]})
     with pytest.raises(ConfigError, match="label set"):
         SexRoutedModel({"male": models["male"], "female": _model(3, 8, RAVDESS)})
+
+
+def test_faces_all_routes_each_person_by_their_own_sex(routed, models, tmp_path):
+    # a man (larger, left) and a woman side by side: every track used to get the model of the
+    # largest face's sex, so the woman was classified by the male model
+    import cv2
+    from test_tracking import _portrait
+
+    man, woman = _portrait("single_face.jpg", 240), _portrait("happy_f15.jpg", 200)
+    path = tmp_path / "man_and_woman.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (720, 360))
+    for _ in range(8):
+        frame = np.full((360, 720, 3), 90, np.uint8)
+        frame[60:300, 40:280] = man
+        frame[80:280, 480:680] = woman
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+    result = predict_video(path, routed, faces="all", frame_step=1)
+    assert result.sex == "male"  # the video's sex: that of its largest face
+    by_side = {track.boxes[0].x < 360: track for track in result.tracks}
+    for sex, left in (("male", True), ("female", False)):
+        alone = predict_video(path, models[sex], faces="all", frame_step=1)
+        (same,) = [t for t in alone.tracks if (t.boxes[0].x < 360) == left]
+        np.testing.assert_allclose(by_side[left].frame_probs, same.frame_probs, atol=1e-6)
+    male_only = predict_video(path, models["male"], faces="all", frame_step=1)
+    np.testing.assert_allclose(result.frame_probs, male_only.frame_probs, atol=1e-6)

@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from emokeras.errors import ConfigError, NoFaceFoundError
-from emokeras.faces import FaceBox, FaceDetector, crop_face, get_detector
+from emokeras.faces import FaceBox, FaceDetector, detect_faces_and_crop, get_detector
 from emokeras.images import load_image
 from emokeras.inference.results import ImagePrediction
 from emokeras.labels import LabelSet
@@ -66,15 +66,17 @@ def predict_image(image, model=None, *, label_set: LabelSet | None = None,
     if not detect:
         probs = _route(emotion, [rgb], _crop_sexes(emotion, [rgb], None))
         return [_image_prediction(probs[0], None, emotion.label_set, where)]
-    boxes = get_detector(detector, threshold=detector_threshold).detect(rgb)
-    if not boxes:
-        raise NoFaceFoundError(f"no face found in {where or 'the image'}")
-    boxes = boxes if which == "all" else boxes[:1]
+    # the same cropping as videos and live (largest first, the tilt refined by face_angle), so
+    # a photo and a frame of the same face are classified alike
     size, framing = crop_size_for(emotion), crop_framing_for(emotion)
-    crops = [crop_face(rgb, box, size=size, margin=framing.margin, shift_y=framing.shift_y,
-                       align=align) for box in boxes]
+    found = detect_faces_and_crop(rgb, get_detector(detector, threshold=detector_threshold),
+                                  size=size, margin=framing.margin, which=which, align=align,
+                                  shift_y=framing.shift_y)
+    if not found:
+        raise NoFaceFoundError(f"no face found in {where or 'the image'}")
+    crops = [face.image for face in found]
     probs = _route(emotion, crops, _crop_sexes(emotion, crops, None))
     return [
-        _image_prediction(p, box, emotion.label_set, where)
-        for p, box in zip(probs, boxes, strict=True)
+        _image_prediction(p, face.box, emotion.label_set, where)
+        for p, face in zip(probs, found, strict=True)
     ]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from emokeras.faces import FaceBox
-from emokeras.results import ResultMixin, Scores, VideoTableMixin, _short
+from emokeras.results import ResultMixin, Scores, VideoTableMixin, _short, jsonable
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -90,9 +90,11 @@ class Fusion:
         """The VideoPrediction's fusion keys (``face_scores``, ``audio_scores`` as
         {class: probability}, ``audio_class_names``, ``audio_weight``, ``audio_error``), JSON-safe,
         without those that are None."""
-        data: dict[str, Any] = {"face_scores": dict(Scores(self.class_names, self.face_scores))}
+        data: dict[str, Any] = {
+            "face_scores": jsonable(dict(Scores(self.class_names, self.face_scores)))}
         if self.audio_scores is not None and self.audio_class_names is not None:
-            data["audio_scores"] = dict(Scores(self.audio_class_names, self.audio_scores))
+            data["audio_scores"] = jsonable(dict(Scores(self.audio_class_names,
+                                                        self.audio_scores)))
             data["audio_class_names"] = list(self.audio_class_names)
         if self.weight is not None:
             data["audio_weight"] = float(self.weight)

@@ -101,6 +101,8 @@ class _Evidence:
     probs: dict[str | None, list[np.ndarray]]
     #: the sex classifier's probabilities of each frame's largest face
     sex_probs: list[np.ndarray] = field(default_factory=list)
+    #: with faces="all": the sex classifier's probabilities of every crop, in order
+    crop_sex_probs: list[np.ndarray] = field(default_factory=list)
     #: frame index, timestamp and box of each frame's largest face, for frames with a face
     indices: list[int] = field(default_factory=list)
     stamps: list[float] = field(default_factory=list)
@@ -130,7 +132,13 @@ def _gather(found: Iterator[FrameFaces], candidates: dict[str | None, EmotionMod
         crops = [crop.image for item in with_face for crop in item.crops]
         for key, candidate in candidates.items():
             evidence.probs[key].append(candidate.predict(crops))
-        if sexer is not None:
+        if sexer is not None and every_face and None not in candidates:
+            # a routed model sends each person to their own sex's model: every crop is sexed
+            every_sex = np.asarray(sexer.predict(crops))
+            evidence.crop_sex_probs.append(every_sex)
+            firsts = np.cumsum([0] + [len(item.crops) for item in with_face[:-1]])
+            evidence.sex_probs.append(every_sex[firsts])
+        elif sexer is not None:
             evidence.sex_probs.append(sexer.predict([item.crops[0].image for item in with_face]))
         evidence.indices += [item.frame_index for item in with_face]
         evidence.stamps += [item.timestamp for item in with_face]
@@ -158,17 +166,29 @@ def _face_track(track_id: int, rows: list[tuple[int, float, FaceBox, np.ndarray]
 
 
 def _split_tracks(every_probs: np.ndarray, seen: list[tuple[int, float, FaceBox, int]],
-                  method: aggregation.Method,
-                  labels: LabelSet) -> tuple[np.ndarray, tuple[FaceTrack, ...]]:
+                  method: aggregation.Method, labels: LabelSet,
+                  by_sex: tuple[dict[str, np.ndarray], np.ndarray] | None = None,
+                  ) -> tuple[np.ndarray, tuple[FaceTrack, ...]]:
     """The largest face's row of each frame, and one FaceTrack per track id (in id order), from
-    the probabilities of every crop and its (frame index, timestamp, box, track id)."""
+    the probabilities of every crop and its (frame index, timestamp, box, track id).
+    ``by_sex`` (a routed model with the sex detected): every crop's probabilities by each sex's
+    model, and every crop's sex probabilities; each track takes the rows of its own majority sex."""
     rows: dict[int, list] = {}
+    crops_of: dict[int, list[int]] = {}
     largest, last_frame = [], None
-    for row, (frame_index, stamp, box, track_id) in zip(every_probs, seen, strict=True):
+    for i, (row, (frame_index, stamp, box, track_id)) in enumerate(
+            zip(every_probs, seen, strict=True)):
         rows.setdefault(track_id, []).append((frame_index, stamp, box, row))
+        crops_of.setdefault(track_id, []).append(i)
         if frame_index != last_frame:  # a frame's crops come largest first
             largest.append(row)
             last_frame = frame_index
+    if by_sex is not None:
+        probs_by_sex, sex_probs = by_sex
+        for track_id, picks in crops_of.items():
+            own = probs_by_sex[majority_sex(sex_probs[picks])][picks]
+            rows[track_id] = [(*row[:3], probs) for row, probs in
+                              zip(rows[track_id], own, strict=True)]
     tracks = tuple(_face_track(track_id, rows[track_id], method, labels)
                    for track_id in sorted(rows))
     return np.stack(largest), tracks
@@ -179,7 +199,11 @@ def _tracks(evidence: _Evidence, every_probs: np.ndarray, every_face: bool,
             labels: LabelSet) -> tuple[np.ndarray, tuple[FaceTrack, ...]]:
     """The largest face's row of each frame, and the video's face tracks."""
     if every_face:
-        return _split_tracks(every_probs, evidence.seen, method, labels)
+        by_sex = None
+        if evidence.crop_sex_probs and None not in evidence.probs:  # routed, sex detected
+            by_sex = ({key: np.concatenate(parts) for key, parts in evidence.probs.items()},
+                      np.concatenate(evidence.crop_sex_probs))
+        return _split_tracks(every_probs, evidence.seen, method, labels, by_sex)
     rows = list(zip(evidence.indices, evidence.stamps, evidence.boxes, every_probs, strict=True))
     return every_probs, (_face_track(0, rows, method, labels),)
 
@@ -233,9 +257,11 @@ def predict_video(
     face of each is cropped and classified in batches of ``batch_size``, and the per-frame
     probabilities are aggregated (``sum``, ``vote`` or ``mean_logits``). ``sex="detect"``
     classifies the same face crops by sex (``sex_classifier``, default the offline one) and
-    records the majority; ``"male"`` / ``"female"`` records what the caller knows. ``track``
-    follows the face from frame to frame (:class:`~emokeras.faces.FaceTracker`) instead of
-    searching every whole frame, which is several times faster on HD video. A video that
+    records the majority (with ``faces="all"`` and a sex-routed model, each track is classified
+    by the model of its own majority sex); ``"male"`` / ``"female"`` records what the caller
+    knows. ``track`` follows the face from frame to frame
+    (:class:`~emokeras.faces.FaceTracker`) instead of searching every whole frame, which is
+    several times faster on HD video. A video that
     cannot be read raises ``VideoReadError``; one with no face in any sampled frame
     ``NoFaceFoundError``.
 
