@@ -119,3 +119,14 @@ def write_silent_video(path: Path) -> Path:
         writer.write(np.full((48, 64, 3), 20 * i, dtype=np.uint8))
     writer.release()
     return path
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A real (untrained) 7-class model, small enough to save in a moment."""
+    from emokeras.labels import FER2013
+    from emokeras.model import EmotionModel
+    from emokeras.models import build_model  # TensorFlow: only for the tests that ask
+
+    return EmotionModel(build_model("small_cnn", 7, weights=None, input_size=32, channels=1),
+                        FER2013)

@@ -27,7 +27,6 @@ from emokeras.model import (
     load_model,
     resolve_model,
 )
-from emokeras.models import build_model
 from emokeras.run_folder import (
     DEFAULT_FRAMING,
     FRAMING_FILE,
@@ -35,13 +34,6 @@ from emokeras.run_folder import (
     read_framing,
     write_framing,
 )
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    """A real (untrained) 7-class model, small enough to save in a moment."""
-    return EmotionModel(build_model("small_cnn", 7, weights=None, input_size=32, channels=1),
-                        FER2013)
 
 
 def test_framing_round_trips_through_the_run_folder(tiny, tmp_path):

@@ -15,7 +15,6 @@ from emokeras.fileio import write_json_atomic
 from emokeras.inference import AudioEmotionModel
 from emokeras.labels import FER2013, RAVDESS, SEXES
 from emokeras.model import EmotionModel, SexRoutedModel, load_model, resolve_model
-from emokeras.models import build_model
 from emokeras.run_folder import (
     LABELS_FILE,
     MODEL_FILE,
@@ -27,13 +26,6 @@ from emokeras.run_folder import (
     read_routing,
     write_labels,
 )
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    """A real (untrained) 7-class model, small enough to save in a moment."""
-    return EmotionModel(build_model("small_cnn", 7, weights=None, input_size=32, channels=1),
-                        FER2013)
 
 
 @pytest.fixture(scope="module")
