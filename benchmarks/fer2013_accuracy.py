@@ -1,20 +1,32 @@
 """FER2013 accuracy of trained runs and of the shared peer model, on every agreed protocol.
 
-For each model: PublicTest (the split runs select on) and PrivateTest (the test split, reported
-only) accuracy, per-class recall on PrivateTest, accuracy against FER+ majority labels on
-PrivateTest, and cross-dataset accuracy on CK+ over the six classes it shares with FER2013
-(never trained or tuned on). The peer row is ``fer2013_mini_XCEPTION`` from the face_classification
-project; it was trained on a random 80% of all FER2013 rows, so its test scores are optimistic.
+For each model:
 
-    python benchmarks/fer2013_accuracy.py --fer2013 FER_DIR --ckplus CK_DIR RUN_DIR [RUN_DIR ...]
+- selection (PublicTest only, what runs are chosen on): FER2013 accuracy, FER+ 7-class majority
+  accuracy, and their mean (the selection score);
+- report only: PrivateTest accuracy and per-class recall; FER+ on its own test split
+  (PrivateTest) by the 7-class majority and by FER+'s standard 8-class protocol
+  (``emokeras.datasets.ferplus.ferplus8_labels``: contempt counts, a 7-class model never says
+  it); CK+ over the six classes it shares with FER2013 (never trained or tuned on); and the
+  labelled fixture photos of ../shared/fixtures, detected, cut and classified as
+  ``emokeras.predict_image`` does for a user (runs only).
 
-FER_DIR and CK_DIR are the extracted tarballs from ../shared/data.
+The peer row is ``fer2013_mini_XCEPTION`` from the face_classification project; it was trained
+on a random 80% of all FER2013 rows, so its test scores are optimistic.
+
+    python benchmarks/fer2013_accuracy.py --fer2013 FER_DIR --ckplus CK_DIR [--fast] RUN_DIR ...
+
+FER_DIR and CK_DIR are the extracted tarballs from ../shared/data (``EMOKERAS_SHARED`` says
+where shared/ is, as for the tests). ``--fast`` also scores each ensemble's fast form, its first
+member alone (``EmotionModel.single``).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +35,20 @@ import keras
 import numpy as np
 
 from emokeras.datasets import load_ckplus, load_fer2013_folders
-from emokeras.datasets.ferplus import load_ferplus_votes, majority_labels
+from emokeras.datasets.ferplus import (
+    FERPLUS_EMOTIONS,
+    fer2013_to_ferplus8,
+    ferplus8_labels,
+    load_ferplus_votes,
+    majority_labels,
+)
 from emokeras.evaluation import predict_source
+from emokeras.inference import predict_image
 from emokeras.labels import CKPLUS, FER2013
-from emokeras.run_folder import load_run
+from emokeras.model import EmotionModel
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+SHARED = Path(os.environ.get("EMOKERAS_SHARED", REPO.parent / "shared"))
 PEER = SHARED / "weights" / "fer2013_mini_XCEPTION.102-0.66.hdf5"
 FERPLUS = SHARED / "data" / "fer2013" / "ferplus_votes.csv"
 
@@ -41,6 +60,7 @@ class Scorer:
     name: str
     model: keras.Model
     peer: bool = False  # the peer model wants 64x64 in [-1, 1]; emokeras models take raw 0-255
+    emotion: EmotionModel | None = None  # with its framing, for the photos (not the peer)
 
     def probabilities(self, faces: np.ndarray) -> np.ndarray:
         if not self.peer:  # exactly the pipeline training and evaluate.py use
@@ -61,6 +81,20 @@ def ferplus_majority(names: tuple[str, ...]) -> np.ndarray:
     return majority_labels(votes, votes.index_of_names(names))
 
 
+def ferplus8(names: tuple[str, ...]) -> np.ndarray:
+    """FER+'s 8-class majority label (index into FERPLUS_EMOTIONS) per file name; -1 where none."""
+    votes = load_ferplus_votes(FERPLUS)
+    return ferplus8_labels(votes, votes.index_of_names(names))
+
+
+def labelled_photos() -> list[tuple[Path, str]]:
+    """The fixture photos with an emotion label (fixtures/labels.csv), FER2013 class names."""
+    with open(SHARED / "fixtures" / "labels.csv", newline="") as handle:
+        rows = [row for row in csv.DictReader(handle)
+                if row["kind"] == "image" and row["emotion"] in FER2013.classes]
+    return [(SHARED / "fixtures" / row["file"], row["emotion"]) for row in rows]
+
+
 def score(scorer: Scorer, fer: dict, ck_faces: np.ndarray, ck_labels: np.ndarray) -> dict:
     result = {}
     for split in ("PublicTest", "PrivateTest"):
@@ -68,13 +102,25 @@ def score(scorer: Scorer, fer: dict, ck_faces: np.ndarray, ck_labels: np.ndarray
         probs = scorer.probabilities(faces)
         predicted = probs.argmax(axis=1)
         result[split] = float(np.mean(predicted == labels))
-        if split == "PrivateTest":
-            result["recall"] = {c: float(np.mean(predicted[labels == i] == i))
-                                for i, c in enumerate(FER2013.classes)}
-            majority = ferplus_majority(names)
-            known = majority >= 0
-            result["ferplus"] = float(np.mean(predicted[known] == majority[known]))
-            result["ferplus_count"] = int(known.sum())
+        majority = ferplus_majority(names)
+        known = majority >= 0
+        ferplus = float(np.mean(predicted[known] == majority[known]))
+        if split == "PublicTest":
+            result["ferplus_public"] = ferplus
+            result["selection"] = (result[split] + ferplus) / 2
+            continue
+        result["recall"] = {c: float(np.mean(predicted[labels == i] == i))
+                            for i, c in enumerate(FER2013.classes)}
+        result["ferplus"], result["ferplus_count"] = ferplus, int(known.sum())
+        eight = ferplus8(names)
+        known = eight >= 0
+        result["ferplus8"] = float(np.mean(fer2013_to_ferplus8(predicted[known]) == eight[known]))
+        result["ferplus8_count"] = int(known.sum())
+        result["ferplus8_contempt"] = int((eight == FERPLUS_EMOTIONS.index("contempt")).sum())
+    if scorer.emotion is not None:
+        photos = labelled_photos()
+        said = {path.name: predict_image(path, scorer.emotion)[0].label for path, _ in photos}
+        result["photos"] = {path.name: (truth, said[path.name]) for path, truth in photos}
     # CK+: the six classes both sets have (no neutral, no contempt), argmax over those six
     to_fer = CKPLUS.mapping_to(FER2013)
     keep = np.isin(ck_labels, list(to_fer))
@@ -87,11 +133,17 @@ def score(scorer: Scorer, fer: dict, ck_faces: np.ndarray, ck_labels: np.ndarray
     return result
 
 
-def run_scorer(run_dir: Path) -> Scorer:
-    model, label_set = load_run(run_dir)
-    if label_set.classes != FER2013.classes:
-        raise SystemExit(f"{run_dir} is not a FER2013 run (classes {label_set.classes})")
-    return Scorer(run_dir.name, model)
+def run_scorers(run_dir: Path, fast: bool) -> list[Scorer]:
+    """The run's scorer, and with ``fast`` its fast form's where it is an ensemble."""
+    emotion = EmotionModel.load(run_dir)
+    if emotion.label_set.classes != FER2013.classes:
+        raise SystemExit(f"{run_dir} is not a FER2013 run (classes {emotion.label_set.classes})")
+    scorers = [Scorer(run_dir.name, emotion.model, emotion=emotion)]
+    single = emotion.single()
+    if fast and single is not emotion:
+        scorers.append(Scorer(f"{run_dir.name} --fast (first member alone)", single.model,
+                              emotion=single))
+    return scorers
 
 
 def main() -> int:
@@ -99,6 +151,8 @@ def main() -> int:
     parser.add_argument("runs", nargs="*", type=Path, help="run folders written by train.py")
     parser.add_argument("--fer2013", type=Path, required=True)
     parser.add_argument("--ckplus", type=Path, required=True)
+    parser.add_argument("--fast", action="store_true",
+                        help="also score each ensemble's first member alone")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args()
 
@@ -109,18 +163,31 @@ def main() -> int:
     ck = load_ckplus(args.ckplus)
     ck_faces = ck.load_images(size=48, grayscale=True)
 
-    scorers = [run_scorer(run) for run in args.runs]
+    scorers = [scorer for run in args.runs for scorer in run_scorers(run, args.fast)]
     peer = keras.models.load_model(PEER, compile=False)
     scorers.append(Scorer("peer: fer2013_mini_XCEPTION (saw ~80% of all rows)", peer, peer=True))
     results = {s.name: score(s, fer, ck_faces, ck.labels) for s in scorers}
 
     first = next(iter(results.values()))
-    print(f"| model | PublicTest | PrivateTest | FER+ majority, PrivateTest "
-          f"(n={first['ferplus_count']}) | CK+ 6 classes (n={first['ckplus_count']}) |")
-    print("|---|---:|---:|---:|---:|")
+    print("Selection, PublicTest: FER2013 labels, FER+ 7-class majority, their mean\n")
+    print("| model | FER2013 | FER+ | selection score |")
+    print("|---|---:|---:|---:|")
     for name, r in results.items():
-        print(f"| {name} | {r['PublicTest']:.2%} | {r['PrivateTest']:.2%} | "
-              f"{r['ferplus']:.2%} | {r['ckplus6']:.2%} |")
+        print(f"| {name} | {r['PublicTest']:.2%} | {r['ferplus_public']:.2%} | "
+              f"{r['selection']:.2%} |")
+    print("\nReport only (never used for a choice):\n")
+    print(f"| model | PrivateTest | FER+ 7-class majority, PrivateTest "
+          f"(n={first['ferplus_count']}) | FER+ 8-class, PrivateTest "
+          f"(n={first['ferplus8_count']}, {first['ferplus8_contempt']} contempt) | "
+          f"CK+ 6 classes (n={first['ckplus_count']}) | fixture photos |")
+    print("|---|---:|---:|---:|---:|---|")
+    for name, r in results.items():
+        photos = r.get("photos")
+        said = ("-" if photos is None else
+                f"{sum(t == p for t, p in photos.values())} of {len(photos)} ("
+                + ", ".join(f"{t}: {p}" for t, p in photos.values()) + ")")
+        print(f"| {name} | {r['PrivateTest']:.2%} | {r['ferplus']:.2%} | {r['ferplus8']:.2%} | "
+              f"{r['ckplus6']:.2%} | {said} |")
     print("\nPer-class recall on PrivateTest:\n")
     print("| model | " + " | ".join(FER2013.classes) + " |")
     print("|---|" + "---:|" * len(FER2013.classes))

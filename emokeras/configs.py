@@ -135,6 +135,35 @@ _SPECTROGRAM_VALUES = {
 
 
 @dataclass(frozen=True)
+class TargetConfig:
+    """What the training images are taught, when it is not the dataset's own labels.
+
+    - ``ferplus_votes``: a FER+ votes file (``ferplus_votes.csv``): FER2013 training faces learn
+      their crowd-vote distribution over the 7 classes (contempt, unknown and not-a-face votes
+      dropped; see ``emokeras.datasets.ferplus``) instead of FER2013's single label. FER2013
+      data only. Validation keeps FER2013's labels, so selection stays on PublicTest accuracy.
+    - ``teacher``: a run folder (an ensemble, say) whose probabilities the model learns
+      (knowledge distillation): the target is ``teacher_weight`` x the teacher's probabilities
+      on the face plus the rest x the labels (or votes). The teacher must predict the data's
+      label set.
+    """
+
+    ferplus_votes: str | None = None
+    teacher: str | None = None
+    teacher_weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.teacher_weight <= 1:
+            raise ConfigError(
+                f"targets.teacher_weight must be in [0, 1], got {self.teacher_weight!r}")
+
+    @property
+    def from_labels(self) -> bool:
+        """Whether the targets are simply the dataset's labels."""
+        return self.ferplus_votes is None and self.teacher is None
+
+
+@dataclass(frozen=True)
 class Phase:
     """One phase: what of the backbone trains, for how many epochs, at what peak learning rate.
 
@@ -199,6 +228,11 @@ class TrainConfig:
     monitor: str = "val_accuracy"
     mixed_precision: bool = False
     seed: int = 0
+    targets: TargetConfig = field(default_factory=TargetConfig)
+    #: a run folder whose weights start this model (same architecture; for an ensemble, its
+    #: member ``init_member``, counted from 1), instead of ``weights``
+    init_from: str | None = None
+    init_member: int = 1
 
     def __post_init__(self) -> None:
         if not self.phases:
@@ -213,6 +247,9 @@ class TrainConfig:
             raise ConfigError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if isinstance(self.init_member, bool) or not (
+                isinstance(self.init_member, int) and self.init_member >= 1):
+            raise ConfigError(f"init_member counts from 1, got {self.init_member!r}")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -227,7 +264,7 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown config keys {unknown}; known: {sorted(known)}")
         values: dict[str, Any] = {}
-        nested = {"head": HeadConfig, "augment": AugmentConfig}
+        nested = {"head": HeadConfig, "augment": AugmentConfig, "targets": TargetConfig}
         for key, value in data.items():
             if key in nested and isinstance(value, dict):
                 value = _dataclass_from_dict(nested[key], value, key)

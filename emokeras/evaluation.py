@@ -42,8 +42,11 @@ class ClassificationMetrics:
 def classification_metrics(
     y_true: np.ndarray, probabilities: np.ndarray, class_names: tuple[str, ...] | list[str]
 ) -> ClassificationMetrics:
-    """Metrics of argmax predictions; classes absent from ``y_true`` score 0 with support 0."""
+    """Metrics of argmax predictions; classes absent from ``y_true`` score 0 with support 0.
+    Soft targets (N, classes), such as FER+ votes, are scored against their top class."""
     y_true = np.asarray(y_true)
+    if y_true.ndim == 2:
+        y_true = y_true.argmax(axis=1)
     y_pred = np.asarray(probabilities).argmax(axis=-1)
     labels = list(range(len(class_names)))
     precision, recall, f1, support = precision_recall_fscore_support(

@@ -84,6 +84,16 @@ class EmotionModel:
             write_framing(run_dir, self.framing)
         return run_dir
 
+    def single(self) -> EmotionModel:
+        """The fast form of an ensemble: its first member alone, without the test-time views
+        (for the bundled model, 1/8 of the compute). A model that is no ensemble is itself."""
+        from emokeras.models.ensemble import ensemble_members
+
+        members = ensemble_members(self.model)
+        if not members:
+            return self
+        return EmotionModel(members[0], self.label_set, framing=self.framing)
+
     @property
     def input_size(self) -> int:
         return int(self.model.input_shape[1])
@@ -128,6 +138,10 @@ class SexRoutedModel:
     @property
     def label_set(self) -> LabelSet:
         return next(iter(self.models.values())).label_set
+
+    def single(self) -> SexRoutedModel:
+        """Each sex's model in its fast form (:meth:`EmotionModel.single`)."""
+        return SexRoutedModel({sex: model.single() for sex, model in self.models.items()})
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike[str]) -> SexRoutedModel:

@@ -51,6 +51,7 @@ from emokeras.run_folder import (
     write_labels,
     write_routing,
 )
+from emokeras.targets import with_targets
 from emokeras.training import TrainConfig, fit
 
 log = logging.getLogger(__name__)
@@ -133,12 +134,15 @@ def train_splits(
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
         with scope:
+            starts_elsewhere = resuming or config.init_from is not None
             model = build_model(
                 config.backbone, len(label_set),
                 # a resumed run reloads its own weights, so it need not fetch pretrained ones
-                weights=None if resuming else config.weights,
+                weights=None if starts_elsewhere else config.weights,
                 input_size=config.input_size, channels=config.channels, head=config.head,
             )
+            if config.init_from is not None and not resuming:
+                initialise_from(model, config.init_from, config.init_member)
         result = fit(model, splits.train, splits.val, config, run_dir=run_dir,
                      strategy=strategy)
     finally:
@@ -159,6 +163,28 @@ def train_splits(
     write_json_atomic(run_dir / METRICS_FILE, metrics)
     log.info("run %s: val accuracy %.4f", run_dir, metrics["val"]["accuracy"])
     return RunResult(run_dir, metrics)
+
+
+def initialise_from(model: keras.Model, run_dir: str | Path, member: int = 1) -> None:
+    """Start ``model`` from the weights of the run folder ``run_dir`` (of an ensemble: of its
+    member ``member``, counted from 1). ``ConfigError`` where the architectures differ."""
+    from emokeras.models.ensemble import ensemble_members
+
+    source, _ = load_run(run_dir)
+    members = ensemble_members(source)
+    if members:
+        if not 1 <= member <= len(members):
+            raise ConfigError(f"{str(run_dir)!r} is an ensemble of {len(members)} models; "
+                              f"init_member {member} is not one of them")
+        source = members[member - 1]
+    ours = [tuple(w.shape) for w in model.weights]
+    theirs = [tuple(w.shape) for w in source.weights]
+    if ours != theirs:
+        raise ConfigError(f"cannot start from {str(run_dir)!r}: its model has {len(theirs)} "
+                          f"weight arrays of other shapes than this run's {len(ours)} (a "
+                          "different backbone, input size, channels, head or classes)")
+    model.set_weights(source.get_weights())
+    log.info("weights initialised from %s%s", run_dir, f" member {member}" if members else "")
 
 
 def train_run(
@@ -182,6 +208,8 @@ def train_run(
             data, label_set, val_fraction=val_fraction, test_fraction=test_fraction,
             seed=config.seed, sex=sex,
         )
+        target = run_dir / sex if sex else run_dir
+        splits = with_targets(splits, data, config, target)
         if limit_items is not None:
             # replace() keeps the fields not named here (a spectrogram set's config)
             splits = dataclasses.replace(
@@ -191,7 +219,6 @@ def train_run(
                 test=None if splits.test is None else limit(splits.test, limit_items, config.seed),
                 protocol=f"{splits.protocol}; at most {limit_items} random items per split",
             )
-        target = run_dir / sex if sex else run_dir
         results.append(train_splits(
             splits, target, config, strategy=strategy, data_description=str(data)
         ))

@@ -121,6 +121,20 @@ def write_silent_video(path: Path) -> Path:
     return path
 
 
+def portrait(name: str, side: int) -> np.ndarray:
+    """The face of a real fixture photo, cut square around the detected face and resized (for
+    composing clips of several real people)."""
+    from emokeras.faces import get_detector
+    from emokeras.images import load_image
+
+    image = load_image(IMAGES / name)
+    box = get_detector("yunet").detect(image)[0]
+    half = round(max(box.width, box.height) * 0.8)
+    cx, cy = box.x + box.width // 2, box.y + box.height // 2
+    patch = image[max(0, cy - half): cy + half, max(0, cx - half): cx + half]
+    return cv2.resize(np.ascontiguousarray(patch), (side, side), interpolation=cv2.INTER_AREA)
+
+
 @pytest.fixture(scope="module")
 def tiny():
     """A real (untrained) 7-class model, small enough to save in a moment."""

@@ -50,3 +50,18 @@ def test_bundled_model_loads_in_a_fresh_process_without_shared_data():
                             text=True, env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["fer2013", "(1,", "7)", "1.0"]
+
+
+def test_the_fast_form_is_the_first_member_alone(private_test):
+    from emokeras.model import resolve_model
+    from emokeras.models.ensemble import ensemble_members
+
+    bundled = resolve_model()
+    fast = bundled.single()
+    assert fast.model is ensemble_members(bundled.model)[0]
+    assert fast.label_set is bundled.label_set and fast.framing == bundled.framing
+    assert fast.single() is fast  # a model that is no ensemble is its own fast form
+    metrics = evaluate_source(fast.model, private_test, fast.label_set.classes)
+    card = bundled_model_card()
+    assert metrics.accuracy == pytest.approx(card["results"]["fast"]["fer2013_private_test"],
+                                             abs=1e-4)

@@ -67,6 +67,19 @@ def test_predict_writes_json_and_fails_when_everything_fails(tiny_run, tmp_path,
     assert "model.keras" in capsys.readouterr().err
 
 
+def test_predict_fast_classifies_with_the_bundled_ensembles_first_member(tmp_path):
+    from emokeras.inference import predict_image
+    from emokeras.model import resolve_model
+
+    photo = IMAGES / "happy_f15.jpg"
+    out = tmp_path / "fast.json"
+    assert main(["predict", str(photo), "--fast", "--output", str(out)]) == 0
+    [row] = json.loads(out.read_text())
+    [member] = predict_image(photo, resolve_model().single())
+    assert row["label"] == member.label
+    assert row["confidence"] == pytest.approx(member.confidence, abs=1e-4)
+
+
 def test_demo_runs_the_bundled_model_on_the_example_clip(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path)]) == 0
     prediction = json.loads((tmp_path / "demo_prediction.json").read_text())

@@ -14,6 +14,10 @@ from emokeras.datasets import load_fer2013_folders, write_fer2013_csv
 from emokeras.datasets.ferplus import (
     DROPPED_CLASSES,
     FERPLUS_CLASSES,
+    FERPLUS_EMOTIONS,
+    FerPlusVotes,
+    fer2013_to_ferplus8,
+    ferplus8_labels,
     load_ferplus_split,
     load_ferplus_votes,
     majority_accuracy,
@@ -60,6 +64,34 @@ def test_majority_is_the_benchmarks_definition(votes, monkeypatch):
     assert got[-1] == -1 and got[0] == FER2013.index("neutral")
     # ambiguous rows and ties have none
     assert (majority_labels(votes, np.flatnonzero(votes.ambiguous)) == -1).all()
+
+
+def test_ferplus8_is_the_strict_majority_after_single_votes_are_dropped():
+    # columns: neutral happiness surprise sadness anger disgust fear contempt unknown NF
+    counts = np.array([
+        [6, 0, 0, 0, 0, 0, 0, 4, 0, 0],  # neutral: 6 of 10
+        [0, 0, 0, 0, 0, 0, 0, 6, 4, 0],  # contempt: a label here, never in the 7-class set
+        [5, 0, 0, 5, 0, 0, 0, 0, 0, 0],  # a tie: none
+        [4, 1, 1, 1, 1, 1, 1, 0, 0, 0],  # 4 of 10, but 4 of 4 once single votes are outliers
+        [0, 0, 0, 0, 0, 0, 0, 0, 3, 7],  # not a face: none
+        [4, 0, 3, 3, 0, 0, 0, 0, 0, 0],  # 4 of 10: no majority
+    ])
+    table = FerPlusVotes(rows=np.arange(6), usage=("PrivateTest",) * 6,
+                         names=tuple(f"PrivateTest_{i}.jpg" for i in range(6)), votes=counts,
+                         ambiguous=np.zeros(6, bool))
+    got = ferplus8_labels(table, np.array([0, 1, 2, 3, 4, 5, -1]))
+    np.testing.assert_array_equal(got, [0, FERPLUS_EMOTIONS.index("contempt"), -1, 0, -1, -1, -1])
+    mapped = fer2013_to_ferplus8(np.arange(7))
+    assert [FERPLUS_EMOTIONS[i] for i in mapped] == [
+        "anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"]
+
+
+def test_ferplus8_on_the_real_test_split(votes):
+    private = np.flatnonzero(np.array(votes.usage) == "PrivateTest")
+    labels = ferplus8_labels(votes, private)
+    # every PrivateTest row; the benchmark's (and model card's) 3,152 are those with a JPEG
+    assert (labels >= 0).sum() == 3153
+    assert (labels == FERPLUS_EMOTIONS.index("contempt")).sum() == 16
 
 
 def test_targets_from_votes():

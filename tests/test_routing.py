@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from conftest import IMAGES, RAVDESS_CLIPS
+from conftest import IMAGES, RAVDESS_CLIPS, portrait
 
 from emokeras.errors import ConfigError
 from emokeras.inference import predict_frames, predict_image, predict_video
@@ -80,9 +80,8 @@ def test_faces_all_routes_each_person_by_their_own_sex(routed, models, tmp_path)
     # a man (larger, left) and a woman side by side: every track used to get the model of the
     # largest face's sex, so the woman was classified by the male model
     import cv2
-    from test_tracking import _portrait
 
-    man, woman = _portrait("single_face.jpg", 240), _portrait("happy_f15.jpg", 200)
+    man, woman = portrait("single_face.jpg", 240), portrait("happy_f15.jpg", 200)
     path = tmp_path / "man_and_woman.mp4"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (720, 360))
     for _ in range(8):

@@ -5,11 +5,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from conftest import IMAGES, VIDEOS
+from conftest import VIDEOS, portrait
 
 from emokeras.errors import ConfigError
-from emokeras.faces import FaceBox, get_detector
-from emokeras.images import load_image
+from emokeras.faces import FaceBox
 from emokeras.inference import FaceTrack, VideoPrediction, predict_video
 from emokeras.model import resolve_model
 from emokeras.tracking import IdentityTracker, MultiFaceTracker, iou
@@ -18,21 +17,11 @@ FRAMES = 24
 WIDTH, HEIGHT = 720, 360
 
 
-def _portrait(name: str, side: int) -> np.ndarray:
-    """The face of a real fixture photo, cut square around the detected face and resized."""
-    image = load_image(IMAGES / name)
-    box = get_detector("yunet").detect(image)[0]
-    half = round(max(box.width, box.height) * 0.8)
-    cx, cy = box.x + box.width // 2, box.y + box.height // 2
-    patch = image[max(0, cy - half): cy + half, max(0, cx - half): cx + half]
-    return cv2.resize(np.ascontiguousarray(patch), (side, side), interpolation=cv2.INTER_AREA)
-
-
 @pytest.fixture(scope="module")
 def two_people(tmp_path_factory):
     """A 24-frame clip: two real people side by side, drifting a few pixels per frame towards
     each other; returns the path and each person's x centre in every frame."""
-    left, right = _portrait("single_face.jpg", 240), _portrait("happy_f15.jpg", 200)
+    left, right = portrait("single_face.jpg", 240), portrait("happy_f15.jpg", 200)
     path = tmp_path_factory.mktemp("two") / "two_people.mp4"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (WIDTH, HEIGHT))
     assert writer.isOpened()

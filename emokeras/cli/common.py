@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+FAST_HELP = ("with an ensemble (the bundled model is one), classify with its first member "
+             "alone and no test-time views: about 8x less compute for some accuracy (the "
+             "bundled model: 65.48%% instead of 69.24%% on FER2013 PrivateTest)")
+
 
 def add_detector_arguments(parser: argparse.ArgumentParser, *, align: bool = True) -> None:
     """``--detector``, ``--detector-threshold`` (and ``--align/--no-align``): how faces are found

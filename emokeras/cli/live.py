@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from emokeras.aggregation import METHODS
-from emokeras.cli.common import add_detector_arguments, detector_options
+from emokeras.cli.common import FAST_HELP, add_detector_arguments, detector_options
 
 
 def live_command(args) -> int:
@@ -15,7 +15,12 @@ def live_command(args) -> int:
 
     # by default a window where there is a display, headless elsewhere
     display = display_available() if args.display is None else args.display
-    stats = run_live(args.source, args.model, out=args.out, threshold=args.threshold,
+    model = args.model
+    if args.fast:
+        from emokeras.model import resolve_model
+
+        model = resolve_model(model).single()
+    stats = run_live(args.source, model, out=args.out, threshold=args.threshold,
                      window=args.window, display=display, max_frames=args.max_frames,
                      aggregate=args.aggregate, **detector_options(args))
     print(f"{stats.frames} frames, {stats.faces} faces labelled in {stats.seconds:.1f} s: "
@@ -32,6 +37,7 @@ def add_parser(commands) -> None:
     live.add_argument("--out", type=Path,
                       help="write the annotated video here (.mp4, .mov, .avi, lossless .mkv)")
     live.add_argument("--model", type=Path, help="a run folder (default: the bundled model)")
+    live.add_argument("--fast", action="store_true", help=FAST_HELP)
     live.add_argument("--threshold", type=float, default=0.5,
                       help="below this confidence a face is 'uncertain' (default 0.5)")
     live.add_argument("--window", type=int, default=5,

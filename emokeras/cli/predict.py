@@ -11,7 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from emokeras.aggregation import METHODS
-from emokeras.cli.common import add_detector_arguments, detector_options
+from emokeras.cli.common import FAST_HELP, add_detector_arguments, detector_options
 from emokeras.errors import ConfigError, EmokerasError
 from emokeras.fileio import atomic_write, missing_reason, write_csv_atomic
 from emokeras.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, media_kind
@@ -207,6 +207,8 @@ def predict_command(args) -> int:
             if importlib.util.find_spec("pyarrow") is None:
                 raise MissingExtraError("tables", "pyarrow", "writing Parquet")
     model = resolve_model(args.model)
+    if args.fast:
+        model = model.single()
     audio_model = None
     if args.audio_model is not None:
         from emokeras.audio_inference import AudioEmotionModel, check_weight
@@ -275,6 +277,7 @@ def add_parser(commands) -> None:
     predict = commands.add_parser("predict", help="label videos and images (files or folders)")
     predict.add_argument("paths", nargs="+", type=Path)
     predict.add_argument("--model", type=Path, help="a run folder (default: the bundled model)")
+    predict.add_argument("--fast", action="store_true", help=FAST_HELP)
     predict.add_argument("--aggregate", choices=METHODS, default="sum")
     sampling = predict.add_mutually_exclusive_group()
     sampling.add_argument("--target-fps", type=float, default=10.0)

@@ -154,6 +154,37 @@ def majority_labels(votes: FerPlusVotes, positions: np.ndarray) -> np.ndarray:
     return labels
 
 
+#: FER+'s eight emotions, the classes of its standard 8-class protocol (:func:`ferplus8_labels`).
+FERPLUS_EMOTIONS: tuple[str, ...] = FERPLUS_CLASSES[:8]
+
+
+def ferplus8_labels(votes: FerPlusVotes, positions: np.ndarray) -> np.ndarray:
+    """FER+'s own majority label (an index into :data:`FERPLUS_EMOTIONS`) of the rows at
+    ``positions``; -1 where FER+'s protocol has none.
+
+    As FER+'s reference code does for its "majority" mode: a single vote for a class is taken
+    as an outlier and set to 0; a face then has a label when one of the 8 emotions holds more
+    than half of the remaining votes (so unknown / not-a-face majorities, ties and spread votes
+    have none). Contempt is a label here; a 7-class model can never give it.
+    """
+    positions = np.asarray(positions, dtype=np.int64)
+    labels = np.full(len(positions), -1, dtype=np.int64)
+    known = positions >= 0
+    counts = votes.votes[positions[known]].copy()
+    counts[counts == 1] = 0
+    top = counts.argmax(axis=1)
+    clear = (counts.max(axis=1) * 2 > counts.sum(axis=1)) & (top < len(FERPLUS_EMOTIONS))
+    labels[np.flatnonzero(known)[clear]] = top[clear]
+    return labels
+
+
+def fer2013_to_ferplus8(labels: np.ndarray) -> np.ndarray:
+    """FER2013 class indices as indices into :data:`FERPLUS_EMOTIONS`."""
+    to_plus = {FER2013.index(fer): FERPLUS_EMOTIONS.index(plus)
+               for plus, fer in FERPLUS_TO_FER2013.items()}
+    return np.array([to_plus[int(label)] for label in np.asarray(labels)], dtype=np.int64)
+
+
 def soft_targets(counts: np.ndarray) -> np.ndarray:
     """Vote counts (N, K) as distributions (rows sum to 1); a row with no votes is all NaN."""
     counts = np.asarray(counts, dtype=np.float64)

@@ -1,0 +1,123 @@
+"""Training targets other than a dataset's labels: FER+ crowd votes and a teacher's probabilities.
+
+    FER2013 Training faces ──> FER+ vote distribution (or one-hot label) ──┐
+                         └──> teacher run's probabilities ──── x weight ───┴─> soft targets
+
+Training then fits the model to these soft targets with the usual cross-entropy
+(``emokeras.training.fit`` takes ``(images, targets)`` arrays). Validation stays on the split the
+protocol names (FER2013: PublicTest) and judges a run by what it is taught: with FER+ votes, by
+PublicTest's FER+ votes (accuracy against their top class), else by the dataset's labels. The
+test split keeps the dataset's labels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from emokeras.configs import TrainConfig
+from emokeras.datasets.base import ImageSet
+from emokeras.datasets.fer2013 import PUBLIC_TEST, TRAINING, Fer2013Arrays
+from emokeras.datasets.ferplus import load_ferplus_split
+from emokeras.datasets.sources import DataSplits, labels_of
+from emokeras.errors import ConfigError
+from emokeras.fileio import atomic_write
+
+log = logging.getLogger(__name__)
+
+#: The teacher's probabilities on the training faces, kept in the run folder for a resume.
+TEACHER_FILE = "teacher_probabilities.npy"
+
+
+def with_targets(
+    splits: DataSplits, data: str | Path, config: TrainConfig, run_dir: str | Path | None = None
+) -> DataSplits:
+    """``splits`` with its training split as ``(images, soft targets)`` per ``config.targets``.
+
+    ``data`` is the path ``splits`` came from (FER+ joins its votes to FER2013 by file name or
+    row). With ``run_dir``, the teacher's probabilities are kept there
+    (:data:`TEACHER_FILE`), so that a resumed run does not predict every face again.
+    ``ConfigError`` for FER+ votes on data that is not FER2013, or a teacher that predicts
+    another label set.
+    """
+    targets = config.targets
+    if targets.from_labels:
+        return splits
+    if targets.ferplus_votes is not None:
+        if not splits.kind.startswith("fer2013"):
+            raise ConfigError(f"FER+ votes relabel FER2013's faces; {str(data)!r} is "
+                              f"{splits.kind} data")
+        ferplus = load_ferplus_split(data, targets.ferplus_votes, TRAINING, "soft")
+        images, base = ferplus.images, ferplus.targets
+        # selected on what it is taught: the validation faces' own votes
+        held_out = load_ferplus_split(data, targets.ferplus_votes, PUBLIC_TEST, "soft")
+        splits = dataclasses.replace(splits, val=held_out.source)
+        taught_by = (f"FER+ vote distributions of {len(images)} Training faces "
+                     f"({ferplus.dropped} without a kept vote left out); validation against "
+                     "PublicTest's FER+ votes")
+    else:
+        images = _images_of(splits.train, config)
+        base = np.eye(len(splits.label_set), dtype=np.float32)[labels_of(splits.train)]
+        taught_by = "the dataset's labels"
+    if targets.teacher is not None and targets.teacher_weight > 0:
+        cache = None if run_dir is None else Path(run_dir) / TEACHER_FILE
+        taught = _load_cached(cache, len(images), len(splits.label_set))
+        if taught is None:
+            taught = teacher_probabilities(targets.teacher, images, splits)
+            if cache is not None:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_write(cache, "wb") as handle:
+                    np.save(handle, taught)
+        weight = targets.teacher_weight
+        base = (weight * taught + (1 - weight) * base).astype(np.float32)
+        taught_by = (f"{weight:g} x the probabilities of teacher {targets.teacher} + "
+                     f"{1 - weight:g} x {taught_by}")
+    log.info("training targets: %s", taught_by)
+    return dataclasses.replace(
+        splits, train=(images, base), protocol=f"{splits.protocol}; training targets: {taught_by}"
+    )
+
+
+def teacher_probabilities(
+    teacher: str | Path, images: np.ndarray, splits: DataSplits, batch_size: int = 256
+) -> np.ndarray:
+    """The probabilities the run folder ``teacher`` gives each image (no augmentation)."""
+    from emokeras.evaluation import predict_source
+    from emokeras.run_folder import load_run
+
+    model, label_set = load_run(teacher)
+    if label_set.classes != splits.label_set.classes:
+        raise ConfigError(f"teacher {str(teacher)!r} predicts {list(label_set.classes)}, the "
+                          f"data has {list(splits.label_set.classes)}")
+    log.info("teacher %s: predicting %d training faces", teacher, len(images))
+    dummy = np.zeros(len(images), dtype=np.int64)
+    return predict_source(model, (images, dummy), batch_size).astype(np.float32)
+
+
+def _load_cached(path: Path | None, count: int, classes: int) -> np.ndarray | None:
+    """The kept teacher probabilities, if ``path`` holds them for these ``count`` faces."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        kept = np.load(path)
+    except (OSError, ValueError) as error:
+        log.warning("ignoring unreadable %s (%s): predicting again", path, error)
+        return None
+    if kept.shape != (count, classes):
+        log.warning("ignoring %s: it holds %s, not (%d, %d)", path, kept.shape, count, classes)
+        return None
+    log.info("teacher probabilities read from %s", path)
+    return kept.astype(np.float32)
+
+
+def _images_of(source, config: TrainConfig) -> np.ndarray:
+    """Every image of a training source as one uint8 array, in order (files are read at the
+    model's input size and channels where the config gives them)."""
+    if isinstance(source, ImageSet):
+        return source.load_images(size=config.input_size, grayscale=config.channels == 1)
+    if isinstance(source, Fer2013Arrays):
+        return source.images
+    return np.asarray(source[0])
