@@ -141,7 +141,8 @@ class TargetConfig:
     - ``ferplus_votes``: a FER+ votes file (``ferplus_votes.csv``): FER2013 training faces learn
       their crowd-vote distribution over the 7 classes (contempt, unknown and not-a-face votes
       dropped; see ``emokeras.datasets.ferplus``) instead of FER2013's single label. FER2013
-      data only. Validation keeps FER2013's labels, so selection stays on PublicTest accuracy.
+      data only. Validation is then against PublicTest's own FER+ votes (accuracy against their
+      top class): a run is selected on what it is taught, still on PublicTest.
     - ``teacher``: a run folder (an ensemble, say) whose probabilities the model learns
       (knowledge distillation): the target is ``teacher_weight`` x the teacher's probabilities
       on the face plus the rest x the labels (or votes). The teacher must predict the data's

@@ -137,7 +137,8 @@ def train_splits(
             starts_elsewhere = resuming or config.init_from is not None
             model = build_model(
                 config.backbone, len(label_set),
-                # a resumed run reloads its own weights, so it need not fetch pretrained ones
+                # a resumed run reloads its own weights and an initialised one takes another
+                # run's, so neither need fetch pretrained ones
                 weights=None if starts_elsewhere else config.weights,
                 input_size=config.input_size, channels=config.channels, head=config.head,
             )

@@ -162,10 +162,11 @@ def ferplus8_labels(votes: FerPlusVotes, positions: np.ndarray) -> np.ndarray:
     """FER+'s own majority label (an index into :data:`FERPLUS_EMOTIONS`) of the rows at
     ``positions``; -1 where FER+'s protocol has none.
 
-    As FER+'s reference code does for its "majority" mode: a single vote for a class is taken
-    as an outlier and set to 0; a face then has a label when one of the 8 emotions holds more
-    than half of the remaining votes (so unknown / not-a-face majorities, ties and spread votes
-    have none). Contempt is a label here; a 7-class model can never give it.
+    As FER+'s reference code (microsoft/FERPlus, src/ferplus.py) does in "majority" mode: a
+    single vote for a class is taken as an outlier and set to 0; a face then has a label when
+    one of the 8 emotions holds more than half of the remaining votes (so unknown / not-a-face
+    majorities, ties and spread votes have none). Contempt is a label here; a 7-class model can
+    never give it.
     """
     positions = np.asarray(positions, dtype=np.int64)
     labels = np.full(len(positions), -1, dtype=np.int64)
