@@ -61,6 +61,12 @@ def model():
     return resolve_model(None)  # the bundled model
 
 
+def test_live_fast_labels_frames_with_the_first_member_alone(tmp_path, capsys):
+    assert main(["live", "--source", str(CLIP), "--fast", "--max-frames", "3",
+                 "--no-display"]) == 0
+    assert "3 frames" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_live_command_writes_an_annotated_video_frame_for_frame(tmp_path, capsys):
     out = tmp_path / "annotated.mp4"
