@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import os
 import sys
@@ -71,19 +72,25 @@ class Scorer:
                                   verbose=0)
 
 
+@functools.cache
+def ferplus_votes():
+    """The FER+ votes, read once for every split and model."""
+    return load_ferplus_votes(FERPLUS)
+
+
 def ferplus_majority(names: tuple[str, ...]) -> np.ndarray:
     """FER+ majority label (FER2013 index) per file name; -1 where there is none.
 
     None: no vote row, a tie for the most votes, a majority for contempt / unknown / not-a-face,
     or a row FER+ flags as ambiguous (``emokeras.datasets.ferplus.majority_labels``).
     """
-    votes = load_ferplus_votes(FERPLUS)
+    votes = ferplus_votes()
     return majority_labels(votes, votes.index_of_names(names))
 
 
 def ferplus8(names: tuple[str, ...]) -> np.ndarray:
     """FER+'s 8-class majority label (index into FERPLUS_EMOTIONS) per file name; -1 where none."""
-    votes = load_ferplus_votes(FERPLUS)
+    votes = ferplus_votes()
     return ferplus8_labels(votes, votes.index_of_names(names))
 
 

@@ -21,10 +21,11 @@ import numpy as np
 from emokeras.configs import TrainConfig
 from emokeras.datasets.base import ImageSet
 from emokeras.datasets.fer2013 import PUBLIC_TEST, TRAINING, Fer2013Arrays
-from emokeras.datasets.ferplus import load_ferplus_split
+from emokeras.datasets.ferplus import load_ferplus_split, load_ferplus_votes
 from emokeras.datasets.sources import DataSplits, labels_of
 from emokeras.errors import ConfigError
 from emokeras.fileio import atomic_write
+from emokeras.labels import LabelSet
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,11 @@ def with_targets(
         if not splits.kind.startswith("fer2013"):
             raise ConfigError(f"FER+ votes relabel FER2013's faces; {str(data)!r} is "
                               f"{splits.kind} data")
-        ferplus = load_ferplus_split(data, targets.ferplus_votes, TRAINING, "soft")
+        votes = load_ferplus_votes(targets.ferplus_votes)  # read once for both splits
+        ferplus = load_ferplus_split(data, votes, TRAINING, "soft")
         images, base = ferplus.images, ferplus.targets
         # selected on what it is taught: the validation faces' own votes
-        held_out = load_ferplus_split(data, targets.ferplus_votes, PUBLIC_TEST, "soft")
+        held_out = load_ferplus_split(data, votes, PUBLIC_TEST, "soft")
         splits = dataclasses.replace(splits, val=held_out.source)
         taught_by = (f"FER+ vote distributions of {len(images)} Training faces "
                      f"({ferplus.dropped} without a kept vote left out); validation against "
@@ -66,7 +68,7 @@ def with_targets(
         cache = None if run_dir is None else Path(run_dir) / TEACHER_FILE
         taught = _load_cached(cache, len(images), len(splits.label_set))
         if taught is None:
-            taught = teacher_probabilities(targets.teacher, images, splits)
+            taught = teacher_probabilities(targets.teacher, images, splits.label_set)
             if cache is not None:
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 with atomic_write(cache, "wb") as handle:
@@ -82,16 +84,17 @@ def with_targets(
 
 
 def teacher_probabilities(
-    teacher: str | Path, images: np.ndarray, splits: DataSplits, batch_size: int = 256
+    teacher: str | Path, images: np.ndarray, label_set: LabelSet, batch_size: int = 256
 ) -> np.ndarray:
-    """The probabilities the run folder ``teacher`` gives each image (no augmentation)."""
+    """The probabilities the run folder ``teacher`` gives each image (no augmentation);
+    ``ConfigError`` where it predicts other classes than ``label_set``'s."""
     from emokeras.evaluation import predict_source
     from emokeras.run_folder import load_run
 
-    model, label_set = load_run(teacher)
-    if label_set.classes != splits.label_set.classes:
-        raise ConfigError(f"teacher {str(teacher)!r} predicts {list(label_set.classes)}, the "
-                          f"data has {list(splits.label_set.classes)}")
+    model, teacher_labels = load_run(teacher)
+    if teacher_labels.classes != label_set.classes:
+        raise ConfigError(f"teacher {str(teacher)!r} predicts {list(teacher_labels.classes)}, "
+                          f"the data has {list(label_set.classes)}")
     log.info("teacher %s: predicting %d training faces", teacher, len(images))
     dummy = np.zeros(len(images), dtype=np.int64)
     return predict_source(model, (images, dummy), batch_size).astype(np.float32)
