@@ -137,7 +137,8 @@ def typed_case(case: str, expected: str, reason: str, code: str, *args, hostile=
 
 
 def write_huge_png(path: Path, width: int, height: int) -> None:
-    """A valid all-black 8-bit gray PNG of width x height, compressed row by row (small file)."""
+    """A valid all-black 8-bit gray PNG of width x height, compressed row by row (a small file).
+    tests/test_images.py writes its decompression bomb with it too."""
     def chunk(kind: bytes, data: bytes) -> bytes:
         crc = struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
         return struct.pack(">I", len(data)) + kind + data + crc

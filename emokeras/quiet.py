@@ -4,7 +4,8 @@ TensorFlow 2.21 logs through absl's C++ logging before anything can configure it
 ("WARNING: All log messages before absl::InitializeLog() ...", the oneDNN notice, CUDA probes,
 ``E0000 ... failed call to cuInit`` on a machine without a GPU); ``TF_CPP_MIN_LOG_LEVEL`` no
 longer silences those. So, besides setting it, :func:`quiet_tensorflow` puts a filter on the
-process's file descriptor 2 that drops such lines and passes everything else through. It is for
+process's file descriptor 2 that drops such lines and passes everything else through. The filter
+is a forked process (a thread where there is no fork), so that it outlives an abort. It is for
 the command-line entry points only: a library must not take over its host's stderr.
 """
 
@@ -14,8 +15,10 @@ import atexit
 import logging
 import os
 import re
+import signal
 import sys
 import threading
+import time
 
 #: A glog/absl C++ log line: severity, date, time, thread id, file:line]. Fatal (F) lines are
 #: not matched: they are often the only explanation of an abort, so they always reach stderr.
@@ -60,41 +63,95 @@ def _install_filter() -> None:
     except OSError:  # no usable stderr: nothing to filter
         return
     sys.stderr.flush()
+    if hasattr(os, "fork"):
+        # The filter runs in its own process: a C++ check failure aborts this one at once (no
+        # atexit, no Python thread runs again), and its last lines, the only explanation, would
+        # die in the pipe with a thread. A process drains the pipe until the last writer is gone.
+        filter_pid = os.fork()
+        if filter_pid == 0:
+            _run_filter_process(read_end, real)
+        os.close(read_end)
+    else:
+        filter_pid = None
+        threading.Thread(target=_pump, args=(read_end, real), name="emokeras-stderr-filter",
+                         daemon=True).start()
     os.dup2(write_end, 2)
     os.close(write_end)
 
-    def pump() -> None:
-        pending = b""
-        while True:
-            try:
-                chunk = os.read(read_end, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            out = b"".join(line + b"\n" for line in lines if not is_tensorflow_log(line))
-            # a progress bar redraws with \r and no newline: pass it on at once
-            if b"\r" in pending and not CPP_LOG_LINE.match(pending):
-                cut = pending.rindex(b"\r") + 1
-                out, pending = out + pending[:cut], pending[cut:]
-            if out:
-                os.write(real, out)
-        if pending and not is_tensorflow_log(pending):
-            os.write(real, pending)
-        os.close(read_end)
-
-    thread = threading.Thread(target=pump, name="emokeras-stderr-filter", daemon=True)
-    thread.start()
-
     def restore() -> None:
-        # the last lines (an error message) must not be lost at exit: close the pipe, drain it
+        # the last lines (an error message) come before the shell's prompt: end the pipe, wait
         try:
             sys.stderr.flush()
         except (OSError, ValueError):
             pass
         os.dup2(real, 2)
-        thread.join(timeout=2)
+        if filter_pid is not None:
+            _wait_for(filter_pid, seconds=2.0)
 
     atexit.register(restore)
+
+
+def _run_filter_process(read_end: int, real: int) -> None:
+    """The forked filter's whole life: it holds nothing of its parent's but the pipe and the
+    real stderr (so readers of the parent's other pipes see their end when the parent ends),
+    ignores the terminal's Ctrl-C (which reaches the whole process group; the parent's traceback
+    must still pass) and ends, without any Python clean-up, when the pipe does."""
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        keep = sorted((read_end, real))
+        os.closerange(0, keep[0])
+        os.closerange(keep[0] + 1, keep[1])
+        os.closerange(keep[1] + 1, os.sysconf("SC_OPEN_MAX"))
+        _pump(read_end, real)
+    finally:
+        os._exit(0)
+
+
+def _pump(read_end: int, real: int) -> None:
+    """Copy the pipe to the real stderr line by line, without TensorFlow's C++ log lines, until
+    every writer has closed it. Once stderr is gone (a closed terminal) the rest is read and
+    dropped, so the writers never see a broken pipe."""
+    pending = b""
+    writable = True
+
+    def write(data: bytes) -> None:
+        nonlocal writable
+        if data and writable:
+            try:
+                os.write(real, data)
+            except OSError:
+                writable = False
+
+    while True:
+        try:
+            chunk = os.read(read_end, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        out = b"".join(line + b"\n" for line in lines if not is_tensorflow_log(line))
+        # a progress bar redraws with \r and no newline: pass it on at once
+        if b"\r" in pending and not CPP_LOG_LINE.match(pending):
+            cut = pending.rindex(b"\r") + 1
+            out, pending = out + pending[:cut], pending[cut:]
+        write(out)
+    if pending and not is_tensorflow_log(pending):
+        write(pending)
+    os.close(read_end)
+
+
+def _wait_for(pid: int, seconds: float) -> None:
+    """Reap the filter process, giving it ``seconds`` to write what is left in the pipe (a
+    grandchild that kept stderr open keeps it alive; it then ends with that one)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if done or time.monotonic() > deadline:
+            return
+        time.sleep(0.01)

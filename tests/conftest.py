@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import os
 import shutil
+import sys
 import tarfile
 from pathlib import Path
 
@@ -30,6 +32,17 @@ VIDEOS = FIXTURES / "video"
 RAVDESS_CLIPS = FIXTURES / "ravdess"
 FER2013_TARBALL = SHARED / "data" / "fer2013" / "fer2013_images.tar.gz"
 CKPLUS_TARBALL = SHARED / "data" / "ckplus48" / "ckplus48.tar.gz"
+
+def benchmark_module(name: str):
+    """The script ``benchmarks/<name>.py`` as a module, so a test checks a benchmark's own
+    definitions (or shares its helpers) instead of restating them."""
+    if name not in sys.modules:  # a dataclass in the script looks its module up there
+        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
 
 #: The four real RAVDESS clips under made-up RAVDESS names. The emotion codes follow the emotions
 #: judged by eye in fixtures/labels.csv (01 neutral, 05 angry, 06 fearful); actor 01 is male,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -279,3 +281,36 @@ def test_the_stderr_filter_knows_tensorflow_log_lines():
     # a fatal line explains an abort: it is kept
     assert not is_tensorflow_log(b"F0000 00:00:1796524776.8    12 check_op.cc:12] Check failed")
     assert not is_tensorflow_log(b"WARNING emokeras.prepare: no grouped split made")
+
+
+def test_the_stderr_filter_keeps_the_last_lines_of_a_process_that_aborts():
+    # a C++ check failure writes its F line and aborts at once: no atexit, no Python thread runs
+    script = (
+        "import os\n"
+        "from emokeras.quiet import quiet_tensorflow\n"
+        "quiet_tensorflow()\n"
+        "os.write(2, b'I0000 00:00:1796524776.825453    9821 port.cc:153] oneDNN custom\\n')\n"
+        "os.write(2, b'F0000 00:00:1796524776.8    12 check_op.cc:12] Check failed: x\\n')\n"
+        "os.write(2, b'the last words')\n"
+        "os.abort()\n"
+    )
+    for _ in range(3):  # a lost line is a race: give it several chances to show
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+        assert done.returncode != 0
+        assert b"check_op.cc:12] Check failed: x\n" in done.stderr, done.stderr
+        assert done.stderr.endswith(b"the last words"), done.stderr
+        assert b"oneDNN" not in done.stderr
+
+
+def test_ctrl_c_reaches_the_whole_process_group_and_its_traceback_still_passes_the_filter():
+    script = ("import time\nfrom emokeras.quiet import quiet_tensorflow\nquiet_tensorflow()\n"
+              "print('started', flush=True)\ntime.sleep(60)\n")
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True,  # its own group, as a terminal's foreground job
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert child.stdout.readline() == b"started\n"
+    os.killpg(child.pid, signal.SIGINT)  # what Ctrl-C does: the filter gets it too
+    _, stderr = child.communicate(timeout=30)
+    assert child.returncode == -signal.SIGINT
+    assert stderr.rstrip().endswith(b"KeyboardInterrupt"), stderr

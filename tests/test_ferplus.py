@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import keras
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, SHARED
+from conftest import SHARED, benchmark_module
 
 from emokeras.datasets import load_fer2013_folders, write_fer2013_csv
 from emokeras.datasets.ferplus import (
@@ -50,13 +47,8 @@ def test_votes_load_with_the_documented_shape(votes):
     assert set(DROPPED_CLASSES) <= set(FERPLUS_CLASSES)
 
 
-def test_majority_is_the_benchmarks_definition(votes, monkeypatch):
-    spec = importlib.util.spec_from_file_location(
-        "fer2013_accuracy", REPO_ROOT / "benchmarks" / "fer2013_accuracy.py"
-    )
-    benchmark = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "fer2013_accuracy", benchmark)  # its dataclass needs it
-    spec.loader.exec_module(benchmark)
+def test_majority_is_the_benchmarks_definition(votes):
+    benchmark = benchmark_module("fer2013_accuracy")
     names = [name for name in votes.names[:3000] if name] + ["Training_0.jpg"]
     expected = benchmark.ferplus_majority(tuple(names))
     got = majority_labels(votes, votes.index_of_names(names))

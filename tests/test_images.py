@@ -8,7 +8,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from conftest import IMAGES, REPO_ROOT
+from conftest import IMAGES, REPO_ROOT, benchmark_module
 
 from emokeras.errors import ImageReadError, ImageTooLargeError
 from emokeras.images import MAX_IMAGE_PIXELS, load_image
@@ -66,33 +66,10 @@ def test_load_image_reads_gray_and_resizes():
         load_image(IMAGES / "single_face.jpg", size=0)
 
 
-def write_huge_png(path, width: int, height: int) -> None:
-    """A valid all-black 8-bit gray PNG of width x height, written row by row (never in memory)."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(
-            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF
-        )
-
-    compressor = zlib.compressobj(9)
-    row = bytes(width + 1)  # filter byte 0, then the row's pixels
-    with open(path, "wb") as out:
-        out.write(b"\x89PNG\r\n\x1a\n")
-        out.write(chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)))
-        for _ in range(height):
-            data = compressor.compress(row)
-            if data:
-                out.write(chunk(b"IDAT", data))
-        out.write(chunk(b"IDAT", compressor.flush()))
-        out.write(chunk(b"IEND", b""))
-
-
 def test_a_30000x30000_png_is_refused_from_its_header_in_little_memory(tmp_path):
     # issue 16: an 875 KB PNG declaring 900 MP cost predict_image 6 GB and 28 s to decode
     bomb = tmp_path / "bomb.png"
-    write_huge_png(bomb, 30000, 30000)
+    benchmark_module("faults").write_huge_png(bomb, 30000, 30000)
     assert bomb.stat().st_size < 2_000_000
     script = (
         "import resource, sys, time\n"
