@@ -17,8 +17,10 @@ on a random 80% of all FER2013 rows, so its test scores are optimistic.
     python benchmarks/fer2013_accuracy.py --fer2013 FER_DIR --ckplus CK_DIR [--fast] RUN_DIR ...
 
 FER_DIR and CK_DIR are the extracted tarballs from ../shared/data (``EMOKERAS_SHARED`` says
-where shared/ is, as for the tests). ``--fast`` also scores each ensemble's fast form, its first
-member alone (``EmotionModel.single``).
+where shared/ is, as for the tests). ``--fast`` also scores each ensemble's fast forms: its first
+member alone (``EmotionModel.single``), and its first member with the ensemble's test-time views
+(``single(views=True)``). A last table gives each model's cost: member passes a face and
+milliseconds a face, timed in this process.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ import csv
 import functools
 import json
 import os
+import platform
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +51,7 @@ from emokeras.evaluation import predict_source
 from emokeras.inference import predict_image
 from emokeras.labels import CKPLUS, FER2013
 from emokeras.model import EmotionModel
+from emokeras.models.ensemble import ensemble_members, ensemble_views
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EMOKERAS_SHARED", REPO.parent / "shared"))
@@ -141,7 +146,8 @@ def score(scorer: Scorer, fer: dict, ck_faces: np.ndarray, ck_labels: np.ndarray
 
 
 def run_scorers(run_dir: Path, fast: bool) -> list[Scorer]:
-    """The run's scorer, and with ``fast`` its fast form's where it is an ensemble."""
+    """The run's scorer, and with ``fast`` its fast forms' where it is an ensemble: the first
+    member alone, and the first member with the ensemble's views."""
     emotion = EmotionModel.load(run_dir)
     if emotion.label_set.classes != FER2013.classes:
         raise SystemExit(f"{run_dir} is not a FER2013 run (classes {emotion.label_set.classes})")
@@ -150,7 +156,42 @@ def run_scorers(run_dir: Path, fast: bool) -> list[Scorer]:
     if fast and single is not emotion:
         scorers.append(Scorer(f"{run_dir.name} --fast (first member alone)", single.model,
                               emotion=single))
+        with_views = emotion.single(views=True)
+        if with_views.model is not single.model:
+            scorers.append(Scorer(f"{run_dir.name}: first member with its views",
+                                  with_views.model, emotion=with_views))
     return scorers
+
+
+def passes(model: keras.Model) -> int:
+    """How many times a face goes through a member network: members x views."""
+    flip, crops = ensemble_views(model)
+    return max(1, len(ensemble_members(model))) * (1 + len(crops)) * (1 + flip)
+
+
+def milliseconds_a_face(model: keras.Model, batch: int = 32, calls: int = 20) -> float:
+    """Median time of one ``predict_on_batch`` of ``batch`` faces (as ``predict_video`` runs a
+    model), over ``calls`` after a warm-up, divided by ``batch``."""
+    faces = np.zeros((batch, *model.input_shape[1:]), np.float32)
+    for _ in range(3):
+        model.predict_on_batch(faces)
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        model.predict_on_batch(faces)
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times)) / batch
+
+
+def cpu_name() -> str:
+    """The CPU's model name (timings differ between machines: say which one ran them)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def main() -> int:
@@ -159,7 +200,7 @@ def main() -> int:
     parser.add_argument("--fer2013", type=Path, required=True)
     parser.add_argument("--ckplus", type=Path, required=True)
     parser.add_argument("--fast", action="store_true",
-                        help="also score each ensemble's first member alone")
+                        help="also score each ensemble's first member, alone and with its views")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args()
 
@@ -174,6 +215,9 @@ def main() -> int:
     peer = keras.models.load_model(PEER, compile=False)
     scorers.append(Scorer("peer: fer2013_mini_XCEPTION (saw ~80% of all rows)", peer, peer=True))
     results = {s.name: score(s, fer, ck_faces, ck.labels) for s in scorers}
+    for s in scorers:
+        results[s.name]["passes"] = 1 if s.peer else passes(s.model)
+        results[s.name]["ms_a_face"] = milliseconds_a_face(s.model)
 
     first = next(iter(results.values()))
     print("Selection, PublicTest: FER2013 labels, FER+ 7-class majority, their mean\n")
@@ -201,6 +245,13 @@ def main() -> int:
     for name, r in results.items():
         print(f"| {name} | " + " | ".join(f"{r['recall'][c]:.1%}" for c in FER2013.classes)
               + " |")
+    print(f"\nCost: member passes a face, and milliseconds a face in predict_on_batch of 32 "
+          f"(median of 20, this process; {cpu_name()}):\n")
+    print("| model | passes | ms a face | vs the first |")
+    print("|---|---:|---:|---:|")
+    for name, r in results.items():
+        print(f"| {name} | {r['passes']} | {r['ms_a_face']:.2f} | "
+              f"{r['ms_a_face'] / first['ms_a_face']:.2f}x |")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -84,15 +84,25 @@ class EmotionModel:
             write_framing(run_dir, self.framing)
         return run_dir
 
-    def single(self) -> EmotionModel:
+    def single(self, views: bool = False) -> EmotionModel:
         """The fast form of an ensemble: its first member alone, without the test-time views
-        (for the bundled model, 1/8 of the compute). A model that is no ensemble is itself."""
-        from emokeras.models.ensemble import ensemble_members
+        (for the bundled model, 1/8 of the compute). With ``views``, the first member keeps the
+        ensemble's views (mirror, crops): for the bundled model half the compute, and most of
+        the second member's gain (benchmarks/README.md, "Fast forms"). A model that is no
+        ensemble is itself."""
+        from emokeras.models.ensemble import build_ensemble, ensemble_members, ensemble_views
 
         members = ensemble_members(self.model)
         if not members:
             return self
-        return EmotionModel(members[0], self.label_set, framing=self.framing)
+        flip, crops = ensemble_views(self.model)
+        if views and (flip or crops):
+            # a new graph around the same member layer: its weights are shared, not copied
+            model = build_ensemble(members[:1], flip=flip, crops=crops,
+                                   name=f"{self.model.name}_first_member")
+        else:
+            model = members[0]
+        return EmotionModel(model, self.label_set, framing=self.framing)
 
     @property
     def input_size(self) -> int:
@@ -139,9 +149,9 @@ class SexRoutedModel:
     def label_set(self) -> LabelSet:
         return next(iter(self.models.values())).label_set
 
-    def single(self) -> SexRoutedModel:
+    def single(self, views: bool = False) -> SexRoutedModel:
         """Each sex's model in its fast form (:meth:`EmotionModel.single`)."""
-        return SexRoutedModel({sex: model.single() for sex, model in self.models.items()})
+        return SexRoutedModel({sex: model.single(views) for sex, model in self.models.items()})
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike[str]) -> SexRoutedModel:

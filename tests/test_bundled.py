@@ -65,3 +65,17 @@ def test_the_fast_form_is_the_first_member_alone(private_test):
     card = bundled_model_card()
     assert metrics.accuracy == pytest.approx(card["results"]["fast"]["fer2013_private_test"],
                                              abs=1e-4)
+
+
+def test_the_fast_form_with_views_is_the_first_member_on_the_bundles_views(private_test):
+    from emokeras.model import resolve_model
+    from emokeras.models.ensemble import ensemble_members, ensemble_views
+
+    bundled = resolve_model()
+    with_views = bundled.single(views=True)
+    assert ensemble_members(with_views.model) == ensemble_members(bundled.model)[:1]
+    assert ensemble_views(with_views.model) == ensemble_views(bundled.model) == (True, [44])
+    metrics = evaluate_source(with_views.model, private_test, with_views.label_set.classes)
+    card = bundled_model_card()
+    assert metrics.accuracy == pytest.approx(
+        card["results"]["fast_views"]["fer2013_private_test"], abs=1e-4)

@@ -24,6 +24,7 @@ from emokeras.errors import ConfigError, RunFolderError
 from emokeras.explain import grad_cam
 from emokeras.model import EmotionModel
 from emokeras.models import build_ensemble, build_model, ensemble_members
+from emokeras.models.ensemble import ensemble_views
 from emokeras.run_folder import load_run, read_framing
 from emokeras.runs import ensemble_run
 
@@ -88,6 +89,24 @@ def test_crops_add_the_central_square_resized_back_and_its_mirror(two_runs, face
     np.testing.assert_allclose(
         crop_only.predict(x, verbose=0),
         (a.predict(x, verbose=0) + a.predict(zoomed, verbose=0)) / 2, atol=1e-5)
+
+
+def test_the_fast_forms_are_the_first_member_alone_or_with_the_ensembles_views(two_runs, faces):
+    (a, labels), (b, _) = load_run(two_runs[0]), load_run(two_runs[1])
+    x = faces.astype("float32")
+    zoomed = tf.image.resize(x[:, 2:46, 2:46], (48, 48), "bilinear").numpy()
+    both = EmotionModel(build_ensemble([a, b], flip=True, crops=(44,)), labels)
+    assert ensemble_views(both.model) == (True, [44]) and ensemble_views(a) == (False, [])
+
+    assert both.single().model is a
+    with_views = both.single(views=True)
+    assert ensemble_members(with_views.model) == [a]  # the member itself: no copied weights
+    expected = np.mean([a.predict(v, verbose=0) for v in (x, x[:, :, ::-1], zoomed,
+                                                         zoomed[:, :, ::-1])], axis=0)
+    np.testing.assert_allclose(with_views.model.predict(x, verbose=0), expected, atol=1e-5)
+    # an ensemble without views has no views to keep
+    plain = EmotionModel(build_ensemble([a, b]), labels)
+    assert plain.single(views=True).model is a
 
 
 def test_ensemble_command_writes_a_run_folder_that_works_as_any_run(

@@ -88,6 +88,14 @@ def build_ensemble(
     return keras.Model(image, probabilities, name=name)
 
 
+def ensemble_views(model: keras.Model) -> tuple[bool, list[int]]:
+    """The test-time views of an ensemble from :func:`build_ensemble`: whether it mirrors the
+    face, and its crop sizes (``(False, [])`` for any other model)."""
+    flip = any(isinstance(layer, HorizontalFlip) for layer in model.layers)
+    crops = [layer.height for layer in model.layers if isinstance(layer, keras.layers.CenterCrop)]
+    return flip, crops
+
+
 def ensemble_members(model: keras.Model) -> list[keras.Model]:
     """The member models of an ensemble from :func:`build_ensemble`; ``[]`` for any other model."""
     return [layer for layer in model.layers
