@@ -5,7 +5,8 @@ TensorFlow 2.21 logs through absl's C++ logging before anything can configure it
 ``E0000 ... failed call to cuInit`` on a machine without a GPU); ``TF_CPP_MIN_LOG_LEVEL`` no
 longer silences those. So, besides setting it, :func:`quiet_tensorflow` puts a filter on the
 process's file descriptor 2 that drops such lines and passes everything else through. The filter
-is a forked process (a thread where there is no fork), so that it outlives an abort. It is for
+is a forked process (a thread where there is no fork, or where threads already run), so that it
+outlives an abort. It is for
 the command-line entry points only: a library must not take over its host's stderr.
 """
 
@@ -63,10 +64,12 @@ def _install_filter() -> None:
     except OSError:  # no usable stderr: nothing to filter
         return
     sys.stderr.flush()
-    if hasattr(os, "fork"):
+    if hasattr(os, "fork") and threading.active_count() == 1:
         # The filter runs in its own process: a C++ check failure aborts this one at once (no
         # atexit, no Python thread runs again), and its last lines, the only explanation, would
         # die in the pipe with a thread. A process drains the pipe until the last writer is gone.
+        # (Only from a process with one thread, as at a program's start: forking one with more
+        # can leave a lock held in the child.)
         filter_pid = os.fork()
         if filter_pid == 0:
             _run_filter_process(read_end, real)
