@@ -6,8 +6,8 @@ TensorFlow 2.21 logs through absl's C++ logging before anything can configure it
 longer silences those. So, besides setting it, :func:`quiet_tensorflow` puts a filter on the
 process's file descriptor 2 that drops such lines and passes everything else through. The filter
 is a forked process (a thread where there is no fork, or where threads already run), so that it
-outlives an abort. It is for
-the command-line entry points only: a library must not take over its host's stderr.
+outlives an abort. It is for the command-line entry points only: a library must not take over
+its host's stderr.
 """
 
 from __future__ import annotations
