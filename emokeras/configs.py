@@ -215,8 +215,9 @@ class TrainConfig:
     batch_size: int = 32
     weight_decay: float = 1e-4
     label_smoothing: float = 0.1
-    #: "inverse": loss weighted by inverse class frequency; "sampling": balanced batches.
-    class_balance: Literal["none", "inverse", "sampling"] = "inverse"
+    #: "inverse": loss weighted by inverse class frequency; "sqrt_inverse": by its square root
+    #: (a milder lift for rare classes); "sampling": balanced batches.
+    class_balance: Literal["none", "inverse", "sqrt_inverse", "sampling"] = "inverse"
     #: fraction of each phase's steps spent warming the learning rate up linearly
     warmup_fraction: float = 0.1
     #: "cosine": warmup then cosine decay; "plateau": constant, cut by ReduceLROnPlateau
@@ -239,7 +240,7 @@ class TrainConfig:
         if not self.phases:
             raise ConfigError("a run needs at least one phase")
         for name, allowed in (
-            ("class_balance", ("none", "inverse", "sampling")),
+            ("class_balance", ("none", "inverse", "sqrt_inverse", "sampling")),
             ("lr_schedule", ("cosine", "plateau")),
         ):
             if getattr(self, name) not in allowed:

@@ -332,8 +332,9 @@ def fit(
     val_ds = make_dataset(val, **data_args, batch_size=config.batch_size)
     steps = steps_per_epoch(len(labels_of(train)), config.batch_size)
     weights = None
-    if config.class_balance == "inverse":
-        weights = class_weights(_hard_labels(train), num_classes)
+    if config.class_balance in ("inverse", "sqrt_inverse"):
+        power = 1.0 if config.class_balance == "inverse" else 0.5
+        weights = class_weights(_hard_labels(train), num_classes, power)
 
     state = _read_state(run_dir)
     done = state["completed_phases"]

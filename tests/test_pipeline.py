@@ -300,6 +300,14 @@ def test_class_weights_on_real_labels(train, caplog):
         assert weights[k] == pytest.approx(len(labels) / (K * counts[k]))
     assert sum(weights[k] * counts[k] for k in range(K)) / len(labels) == pytest.approx(1.0)
     assert weights[0] < weights[3] < weights[6]  # the rarer the class, the heavier
+    # Tempered (power 0.5): the square roots of those ratios, still averaging 1 over the items.
+    tempered = class_weights(labels, K, power=0.5)
+    assert sum(tempered[k] * counts[k] for k in range(K)) / len(labels) == pytest.approx(1.0)
+    for k in range(1, K):
+        assert tempered[k] / tempered[0] == pytest.approx((counts[0] / counts[k]) ** 0.5)
+    assert tempered[6] < weights[6] and tempered[0] > weights[0]  # a milder lift
+    with pytest.raises(DatasetError, match="power must be in"):
+        class_weights(labels, K, power=0.0)
     # Without any disgust face: 0 for disgust, with a warning; the others still average 1.
     disgust = FER2013.index("disgust")
     labels = labels[labels != disgust]

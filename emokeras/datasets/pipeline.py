@@ -169,13 +169,19 @@ def build_augmentation(
 # --------------------------------------------------------------------------- helpers for fit
 
 
-def class_weights(labels: Sequence[int] | np.ndarray, num_classes: int) -> dict[int, float]:
+def class_weights(
+    labels: Sequence[int] | np.ndarray, num_classes: int, power: float = 1.0
+) -> dict[int, float]:
     """Inverse-frequency class weights for ``model.fit(class_weight=...)``.
 
     ``n / (K * count)`` (scikit-learn's "balanced") with K the number of classes that have items,
-    so the mean weight over the training items is exactly 1. A class with no item gets 0.0, with a
-    warning (it cannot be learnt from this data).
+    so the mean weight over the training items is exactly 1. ``power`` tempers them:
+    ``(n / (K * count)) ** power``, scaled so that the mean stays 1 (0.5: the square root, which
+    lifts a rare class less than full balancing and so costs less accuracy on the common ones).
+    A class with no item gets 0.0, with a warning (it cannot be learnt from this data).
     """
+    if not 0 < power <= 1:
+        raise DatasetError(f"class_weights power must be in (0, 1], got {power!r}")
     _check_num_classes(num_classes)
     labels = _check_labels(np.asarray(labels), num_classes, "labels")
     if len(labels) == 0:
@@ -186,9 +192,9 @@ def class_weights(labels: Sequence[int] | np.ndarray, num_classes: int) -> dict[
     if empty:
         logger.warning("classes %s have no training items; their class weight is 0.0", empty)
     total = len(labels)
-    return {
-        k: (total / (present * int(counts[k])) if counts[k] else 0.0) for k in range(num_classes)
-    }
+    raw = np.array([(total / (present * c)) ** power if c else 0.0 for c in counts.tolist()])
+    scale = total / float(np.dot(raw, counts))  # mean weight over the items = 1
+    return {k: float(raw[k] * scale) for k in range(num_classes)}
 
 
 def steps_per_epoch(num_items: int, batch_size: int) -> int:
