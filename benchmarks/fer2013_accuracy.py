@@ -3,7 +3,8 @@
 For each model:
 
 - selection (PublicTest only, what runs are chosen on): FER2013 accuracy, FER+ 7-class majority
-  accuracy, and their mean (the selection score);
+  accuracy, and their mean (the selection score); per-class recall and its mean, which show
+  whether a gain in the score costs the rare classes;
 - report only: PrivateTest accuracy and per-class recall; FER+ on its own test split
   (PrivateTest) by the 7-class majority and by FER+'s standard 8-class protocol
   (``emokeras.datasets.ferplus.ferplus8_labels``: contempt counts, a 7-class model never says
@@ -107,6 +108,23 @@ def labelled_photos() -> list[tuple[Path, str]]:
     return [(SHARED / "fixtures" / row["file"], row["emotion"]) for row in rows]
 
 
+def class_recall(predicted: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Each FER2013 class's recall: the share of its faces predicted as it."""
+    return {c: float(np.mean(predicted[labels == i] == i)) for i, c in enumerate(FER2013.classes)}
+
+
+def print_recall(results: dict, key: str, mean: bool = False) -> None:
+    """A table of each model's per-class recall (``results[name][key]``), and its mean."""
+    columns = [*FER2013.classes, *(["mean"] if mean else [])]
+    print("| model | " + " | ".join(columns) + " |")
+    print("|---|" + "---:|" * len(columns))
+    for name, r in results.items():
+        recall = [r[key][c] for c in FER2013.classes]
+        if mean:
+            recall.append(float(np.mean(recall)))
+        print(f"| {name} | " + " | ".join(f"{v:.1%}" for v in recall) + " |")
+
+
 def score(scorer: Scorer, fer: dict, ck_faces: np.ndarray, ck_labels: np.ndarray) -> dict:
     result = {}
     for split in ("PublicTest", "PrivateTest"):
@@ -120,9 +138,9 @@ def score(scorer: Scorer, fer: dict, ck_faces: np.ndarray, ck_labels: np.ndarray
         if split == "PublicTest":
             result["ferplus_public"] = ferplus
             result["selection"] = (result[split] + ferplus) / 2
+            result["recall_public"] = class_recall(predicted, labels)
             continue
-        result["recall"] = {c: float(np.mean(predicted[labels == i] == i))
-                            for i, c in enumerate(FER2013.classes)}
+        result["recall"] = class_recall(predicted, labels)
         result["ferplus"], result["ferplus_count"] = ferplus, int(known.sum())
         eight = ferplus8(names)
         known = eight >= 0
@@ -226,6 +244,8 @@ def main() -> int:
     for name, r in results.items():
         print(f"| {name} | {r['PublicTest']:.2%} | {r['ferplus_public']:.2%} | "
               f"{r['selection']:.2%} |")
+    print("\nPer-class recall on PublicTest (selection side), and its mean:\n")
+    print_recall(results, "recall_public", mean=True)
     print("\nReport only (never used for a choice):\n")
     print(f"| model | PrivateTest | FER+ 7-class majority, PrivateTest "
           f"(n={first['ferplus_count']}) | FER+ 8-class, PrivateTest "
@@ -240,11 +260,7 @@ def main() -> int:
         print(f"| {name} | {r['PrivateTest']:.2%} | {r['ferplus']:.2%} | {r['ferplus8']:.2%} | "
               f"{r['ckplus6']:.2%} | {said} |")
     print("\nPer-class recall on PrivateTest:\n")
-    print("| model | " + " | ".join(FER2013.classes) + " |")
-    print("|---|" + "---:|" * len(FER2013.classes))
-    for name, r in results.items():
-        print(f"| {name} | " + " | ".join(f"{r['recall'][c]:.1%}" for c in FER2013.classes)
-              + " |")
+    print_recall(results, "recall")
     print(f"\nCost: member passes a face, and milliseconds a face in predict_on_batch of 32 "
           f"(median of 20, this process; {cpu_name()}):\n")
     print("| model | passes | ms a face | vs the first |")
