@@ -286,6 +286,24 @@ def test_balanced_sampling_draws_classes_equally(train, cache):
     assert steps_per_epoch(len(imbalanced), 32) == 1
 
 
+def test_training_batches_mix_a_class_sorted_source(train):
+    # The 84 real faces come class by class, as FER2013's folders do. By default the whole set
+    # is shuffled, so every epoch's first batch already mixes classes; a buffer smaller than the
+    # set only mixes neighbours, and the first batch holds the first classes alone.
+    assert np.count_nonzero(np.diff(train.labels)) == K - 1  # one run of faces per class
+
+    def first_batches(epochs: int, **kwargs) -> list[set[int]]:
+        dataset = make_dataset(train, num_classes=K, input_size=48, channels=1, batch_size=12,
+                               training=True, seed=1, **kwargs)
+        return [set(np.argmax(next(iter(dataset))[1].numpy(), axis=1).tolist())
+                for _ in range(epochs)]
+
+    whole = first_batches(3)
+    assert all(len(classes) >= 4 for classes in whole), whole
+    assert len({frozenset(classes) for classes in whole}) > 1  # reshuffled every epoch
+    assert first_batches(1, shuffle_buffer=12)[0] <= set(train.labels[:24].tolist())  # 2 classes
+
+
 def test_class_weights_on_real_labels(train, caplog):
     # Every class, imbalanced: 12, 10, 8, 6, 4, 2 and 1 real faces.
     keep = np.concatenate(

@@ -221,7 +221,7 @@ def make_dataset(
     training: bool = False,
     augment: AugmentConfig | None = None,
     balanced: bool = False,
-    shuffle_buffer: int = 10_000,
+    shuffle_buffer: int | None = None,
     seed: int = 0,
     cache: bool = False,
 ) -> tf.data.Dataset:
@@ -236,12 +236,17 @@ def make_dataset(
       never augmented.
     - ``training=True``: shuffled (seeded, reshuffled every epoch), augmented by ``augment`` per
       image, then MixUp per batch when ``augment.mixup_alpha > 0``. The last batch may be smaller.
+      ``shuffle_buffer=None`` (the default) shuffles the whole set uniformly. A smaller buffer
+      only mixes neighbours: a source stored class by class (FER2013's folders, 28,709 faces,
+      with the old 10,000) then gives batches of a few classes at a time that change along the
+      epoch, so the model chases the class it is shown and BatchNorm sees one-class batches.
     - ``balanced=True`` (training only): each batch item comes from a class drawn with equal
       probability among the classes present, so rare classes repeat more often. The dataset is
       then **infinite**: pass ``steps_per_epoch=steps_per_epoch(len(source), batch_size)`` to
       ``model.fit``.
     - ``cache=True`` keeps the decoded, resized uint8 images in memory after the first epoch
-      (``N * S * S * C`` bytes); augmentation still runs fresh every epoch.
+      (``N * S * S * C`` bytes; a training set's shuffle buffer then holds decoded images too,
+      up to as many again); augmentation still runs fresh every epoch.
 
     Bad arguments raise ``ValueError``, bad data ``DatasetError``, both naming the value; files
     that do not exist raise ``DatasetError`` here, listing the first few. A file that exists but is
@@ -256,7 +261,8 @@ def make_dataset(
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
     _check_positive_int(batch_size, "batch_size")
-    _check_positive_int(shuffle_buffer, "shuffle_buffer")
+    if shuffle_buffer is not None:
+        _check_positive_int(shuffle_buffer, "shuffle_buffer")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise ValueError(f"seed must be an integer, got {seed!r}")
     if balanced and not training:
@@ -272,7 +278,7 @@ def make_dataset(
     if balanced and labels.ndim == 2:
         raise ValueError("balanced=True needs one integer label per item, not soft targets")
     n = len(labels)
-    size = min(shuffle_buffer, n)
+    size = n if shuffle_buffer is None else min(shuffle_buffer, n)
 
     def items_dataset(index: np.ndarray | None) -> tf.data.Dataset:
         chosen = items if index is None else tuple(part[index] for part in items)
@@ -297,7 +303,8 @@ def make_dataset(
             if cache:
                 dataset = decoded(dataset).cache()
             dataset = dataset.shuffle(
-                min(shuffle_buffer, len(index)), seed=seed + k, reshuffle_each_iteration=True
+                len(index) if shuffle_buffer is None else min(shuffle_buffer, len(index)),
+                seed=seed + k, reshuffle_each_iteration=True,
             ).repeat()
             per_class.append(dataset)
         dataset = tf.data.Dataset.sample_from_datasets(
