@@ -81,6 +81,10 @@ class DiscriminativeAdamW(keras.optimizers.AdamW):
         return {**super().get_config(), "backbone_lr_multiplier": self.backbone_lr_multiplier}
 
 
+#: The power of the inverse class frequency that each loss-weighting ``class_balance`` uses.
+_CLASS_WEIGHT_POWER = {"inverse": 1.0, "sqrt_inverse": 0.5}
+
+
 def learning_rate_for(phase: Phase, steps: int, config: TrainConfig):
     """The phase's peak rate, as linear warmup then cosine decay (or constant for plateau)."""
     if config.lr_schedule == "plateau":
@@ -332,9 +336,10 @@ def fit(
     val_ds = make_dataset(val, **data_args, batch_size=config.batch_size)
     steps = steps_per_epoch(len(labels_of(train)), config.batch_size)
     weights = None
-    if config.class_balance in ("inverse", "sqrt_inverse"):
-        power = 1.0 if config.class_balance == "inverse" else 0.5
-        weights = class_weights(_hard_labels(train), num_classes, power)
+    if config.class_balance in _CLASS_WEIGHT_POWER:
+        weights = class_weights(
+            _hard_labels(train), num_classes, _CLASS_WEIGHT_POWER[config.class_balance]
+        )
 
     state = _read_state(run_dir)
     done = state["completed_phases"]

@@ -302,6 +302,16 @@ def test_training_batches_mix_a_class_sorted_source(train):
     assert all(len(classes) >= 4 for classes in whole), whole
     assert len({frozenset(classes) for classes in whole}) > 1  # reshuffled every epoch
     assert first_batches(1, shuffle_buffer=12)[0] <= set(train.labels[:24].tolist())  # 2 classes
+    # Past the old 10,000-item buffer: each face repeated 143 times (12,012, still class by
+    # class), the last class starts at item 10,296, out of reach of a first batch drawn through a
+    # 10,000 buffer; the whole-set shuffle reaches it.
+    faces = np.repeat(train.load_images(grayscale=True), 143, axis=0)
+    labels = np.repeat(train.labels, 143)
+    last = int(labels[-1])
+    assert np.flatnonzero(labels == last)[0] > 10_000 + 64
+    dataset = make_dataset((faces, labels), num_classes=K, input_size=48, channels=1,
+                           batch_size=64, training=True, seed=1)
+    assert last in np.argmax(next(iter(dataset))[1].numpy(), axis=1)
 
 
 def test_class_weights_on_real_labels(train, caplog):

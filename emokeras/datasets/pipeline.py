@@ -239,7 +239,7 @@ def make_dataset(
       ``shuffle_buffer=None`` (the default) shuffles the whole set uniformly. A smaller buffer
       only mixes neighbours: a source stored class by class (FER2013's folders, 28,709 faces,
       with the old 10,000) then gives batches of a few classes at a time that change along the
-      epoch, so the model chases the class it is shown and BatchNorm sees one-class batches.
+      epoch.
     - ``balanced=True`` (training only): each batch item comes from a class drawn with equal
       probability among the classes present, so rare classes repeat more often. The dataset is
       then **infinite**: pass ``steps_per_epoch=steps_per_epoch(len(source), batch_size)`` to
@@ -278,7 +278,9 @@ def make_dataset(
     if balanced and labels.ndim == 2:
         raise ValueError("balanced=True needs one integer label per item, not soft targets")
     n = len(labels)
-    size = n if shuffle_buffer is None else min(shuffle_buffer, n)
+
+    def buffer_for(count: int) -> int:
+        return count if shuffle_buffer is None else min(shuffle_buffer, count)
 
     def items_dataset(index: np.ndarray | None) -> tf.data.Dataset:
         chosen = items if index is None else tuple(part[index] for part in items)
@@ -303,8 +305,7 @@ def make_dataset(
             if cache:
                 dataset = decoded(dataset).cache()
             dataset = dataset.shuffle(
-                len(index) if shuffle_buffer is None else min(shuffle_buffer, len(index)),
-                seed=seed + k, reshuffle_each_iteration=True,
+                buffer_for(len(index)), seed=seed + k, reshuffle_each_iteration=True
             ).repeat()
             per_class.append(dataset)
         dataset = tf.data.Dataset.sample_from_datasets(
@@ -318,7 +319,7 @@ def make_dataset(
             dataset = decoded(dataset).cache()
         if training:
             # Without a cache the (cheap) paths or small arrays are shuffled before decoding.
-            dataset = dataset.shuffle(size, seed=seed, reshuffle_each_iteration=True)
+            dataset = dataset.shuffle(buffer_for(n), seed=seed, reshuffle_each_iteration=True)
         if not cache:
             dataset = decoded(dataset)
 
