@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
-from conftest import SHARED, benchmark_module
+from conftest import REPO_ROOT, SHARED, benchmark_module
 
+from emokeras.bundled import BUNDLED_MODEL_DIR
 from emokeras.datasets import load_fer2013_folders, write_fer2013_csv
 from emokeras.datasets.ferplus import (
     DROPPED_CLASSES,
@@ -56,6 +60,20 @@ def test_majority_is_the_benchmarks_definition(votes):
     assert got[-1] == -1 and got[0] == FER2013.index("neutral")
     # ambiguous rows and ties have none
     assert (majority_labels(votes, np.flatnonzero(votes.ambiguous)) == -1).all()
+
+
+def test_the_benchmarks_selection_only_run_shows_nothing_report_only(fer2013_subset):
+    # the choice is made from this run, so no PrivateTest or CK+ number may reach its reader
+    run = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "fer2013_accuracy.py"), "--fer2013",
+         str(fer2013_subset), "--selection-only", str(BUNDLED_MODEL_DIR)],
+        capture_output=True, text=True, timeout=600, check=True)
+    assert "selection score" in run.stdout and "Per-class recall on PublicTest" in run.stdout
+    rows = [line for line in run.stdout.splitlines()
+            if line.startswith(f"| {BUNDLED_MODEL_DIR.name} |")]
+    assert len(rows) == 3  # selection, PublicTest recall, cost
+    for absent in ("Report only", "PrivateTest", "CK+", "photos"):
+        assert absent not in run.stdout
 
 
 def test_ferplus8_is_the_strict_majority_after_single_votes_are_dropped():
