@@ -50,6 +50,7 @@ from emokeras.datasets.ferplus import (
     fer2013_to_ferplus8,
     ferplus8_labels,
     load_ferplus_votes,
+    majority_accuracy,
     majority_labels,
 )
 from emokeras.evaluation import predict_source
@@ -132,11 +133,10 @@ def print_recall(results: dict, key: str, mean: bool = False) -> None:
 def score_selection(scorer: Scorer, fer: dict) -> dict:
     """The PublicTest numbers runs are chosen on."""
     faces, labels, names = fer["PublicTest"]
-    predicted = scorer.probabilities(faces).argmax(axis=1)
-    majority = ferplus_majority(names)
-    known = majority >= 0
+    probs = scorer.probabilities(faces)
+    predicted = probs.argmax(axis=1)
     result = {"PublicTest": float(np.mean(predicted == labels)),
-              "ferplus_public": float(np.mean(predicted[known] == majority[known])),
+              "ferplus_public": majority_accuracy(probs, ferplus_majority(names))[0],
               "recall_public": class_recall(predicted, labels)}
     result["selection"] = (result["PublicTest"] + result["ferplus_public"]) / 2
     return result
@@ -145,15 +145,15 @@ def score_selection(scorer: Scorer, fer: dict) -> dict:
 def score_report(scorer: Scorer, fer: dict, ck_faces: np.ndarray, ck_labels: np.ndarray) -> dict:
     """The report-only numbers: PrivateTest, FER+ on its test split, the photos, CK+."""
     faces, labels, names = fer["PrivateTest"]
-    predicted = scorer.probabilities(faces).argmax(axis=1)
-    majority = ferplus_majority(names)
-    known = majority >= 0
+    probs = scorer.probabilities(faces)
+    predicted = probs.argmax(axis=1)
+    ferplus, ferplus_count = majority_accuracy(probs, ferplus_majority(names))
     eight = ferplus8(names)
     known8 = eight >= 0
     result = {"PrivateTest": float(np.mean(predicted == labels)),
               "recall": class_recall(predicted, labels),
-              "ferplus": float(np.mean(predicted[known] == majority[known])),
-              "ferplus_count": int(known.sum()),
+              "ferplus": ferplus,
+              "ferplus_count": ferplus_count,
               "ferplus8": float(np.mean(fer2013_to_ferplus8(predicted[known8]) == eight[known8])),
               "ferplus8_count": int(known8.sum()),
               "ferplus8_contempt": int((eight == FERPLUS_EMOTIONS.index("contempt")).sum())}
