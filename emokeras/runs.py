@@ -95,8 +95,13 @@ def train_splits(
     *,
     strategy: tf.distribute.Strategy | None = None,
     data_description: str = "",
+    score_test: bool = True,
 ) -> RunResult:
-    """Train one model on ``splits`` into ``run_dir``; resumes an unfinished run found there."""
+    """Train one model on ``splits`` into ``run_dir``; resumes an unfinished run found there.
+
+    With ``score_test`` False the test split is left unscored (``metrics.json`` has no
+    ``test``), so a run chosen among others on validation is chosen without its test number
+    in sight; score it afterwards with ``evaluate.py``."""
     run_dir = Path(run_dir)
     if (run_dir / METRICS_FILE).exists():
         raise RunFolderError(
@@ -159,7 +164,7 @@ def train_splits(
         "resumed": resuming,
         "val": evaluate_source(model, splits.val, label_set.classes).to_dict(),
     }
-    if splits.test is not None:
+    if splits.test is not None and score_test:
         metrics["test"] = evaluate_source(model, splits.test, label_set.classes).to_dict()
     write_json_atomic(run_dir / METRICS_FILE, metrics)
     log.info("run %s: val accuracy %.4f", run_dir, metrics["val"]["accuracy"])
@@ -199,8 +204,10 @@ def train_run(
     strategy: tf.distribute.Strategy | None = None,
     val_fraction: float = 0.15,
     test_fraction: float = 0.15,
+    score_test: bool = True,
 ) -> list[RunResult]:
-    """Load ``data`` and train one model, or one per sex with ``by_sex`` (manifests only)."""
+    """Load ``data`` and train one model, or one per sex with ``by_sex`` (manifests only);
+    ``score_test`` as in :func:`train_splits`."""
     run_dir = Path(run_dir)
     groups = SEXES if by_sex else (None,)
     results = []
@@ -221,7 +228,8 @@ def train_run(
                 protocol=f"{splits.protocol}; at most {limit_items} random items per split",
             )
         results.append(train_splits(
-            splits, target, config, strategy=strategy, data_description=str(data)
+            splits, target, config, strategy=strategy, data_description=str(data),
+            score_test=score_test,
         ))
     if by_sex:
         write_routing(run_dir, SEXES)

@@ -171,6 +171,22 @@ def test_train_py_end_to_end_then_evaluate_py(fer2013_subset, tmp_path, capsys):
     assert "finished run" in capsys.readouterr().err
 
 
+def test_train_py_seal_test_leaves_the_test_split_unscored(fer2013_subset, tmp_path, capsys):
+    # choosing among runs on validation must not put their test numbers in sight first
+    argv = ["--data", str(fer2013_subset), "--run", "sealed", "--output-dir", str(tmp_path),
+            "--phases", "all:1:1e-3", "--seal-test", *TINY]
+    assert train.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "validation accuracy" in printed and "test accuracy" not in printed
+    metrics = json.loads((tmp_path / "sealed" / "metrics.json").read_text())
+    assert "test" not in metrics and metrics["val"]["count"] == 84
+    # the test faces are still there to score once the run is chosen
+    assert evaluate.main([str(tmp_path / "sealed"), "--data", str(fer2013_subset),
+                          "--split", "test"]) == 0
+    report = json.loads((tmp_path / "sealed" / "evaluation_test.json").read_text())
+    assert report["frame"]["count"] == 84
+
+
 def test_evaluate_py_names_a_run_folder_without_a_model(tmp_path, fer2013_subset, capsys):
     assert evaluate.main([str(tmp_path), "--data", str(fer2013_subset)]) == 2
     assert "model.keras" in capsys.readouterr().err

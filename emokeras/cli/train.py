@@ -43,6 +43,9 @@ def train_parser() -> argparse.ArgumentParser:
                         help="for class folders: share of subjects held out for validation")
     parser.add_argument("--test-fraction", type=float, default=0.15,
                         help="for class folders: share of subjects held out for testing")
+    parser.add_argument("--seal-test", action="store_true",
+                        help="do not score the test split at the end (choose among runs on "
+                             "validation first, then score the chosen one with evaluate.py)")
     parser.add_argument("--distribute", choices=["none", "mirrored", "multiworker"],
                         default="none", help="tf.distribute strategy (multiworker reads TF_CONFIG)")
     parser.add_argument("--cpu-replicas", type=int, default=0,
@@ -70,6 +73,7 @@ def train_command(args) -> int:
         limit_items=options.limit, by_sex=options.by_sex,
         strategy=make_strategy(options.distribute),
         val_fraction=options.val_fraction, test_fraction=options.test_fraction,
+        score_test=not options.seal_test,
     )
     for result in results:
         val = result.metrics["val"]["accuracy"]
