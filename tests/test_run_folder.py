@@ -152,3 +152,22 @@ def test_a_bad_routing_json_raises_model_load_error(tmp_path, content):
     (tmp_path / ROUTING_FILE).write_bytes(content)
     with pytest.raises(ModelLoadError, match=ROUTING_FILE):
         read_routing(tmp_path)
+
+
+def test_saved_models_are_deflated_zips_that_load_with_the_same_weights(tiny, tmp_path):
+    import zipfile
+
+    from emokeras.run_folder import load_model_file, save_model_atomic
+
+    path = tmp_path / "run" / MODEL_FILE
+    save_model_atomic(tiny.model, path)
+    with zipfile.ZipFile(path) as archive:
+        entries = archive.infolist()
+    assert {entry.compress_type for entry in entries} == {zipfile.ZIP_DEFLATED}
+    assert "model.weights.h5" in {entry.filename for entry in entries}
+    tiny.model.save(tmp_path / "keras_own.keras")  # Keras' own archive, stored uncompressed
+    assert path.stat().st_size < (tmp_path / "keras_own.keras").stat().st_size
+    assert [p.name for p in path.parent.iterdir()] == [MODEL_FILE]  # no temporary file left
+    loaded = load_model_file(path)
+    for ours, theirs in zip(tiny.model.get_weights(), loaded.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
