@@ -71,7 +71,12 @@ def test_the_benchmarks_selection_only_run_shows_nothing_report_only(fer2013_sub
     assert "selection score" in run.stdout and "Per-class recall on PublicTest" in run.stdout
     rows = [line for line in run.stdout.splitlines()
             if line.startswith(f"| {BUNDLED_MODEL_DIR.name} |")]
-    assert len(rows) == 3  # selection, PublicTest recall, cost
+    assert len(rows) == 4  # selection, PublicTest recall, predicted shares, cost
+    # the shares of PublicTest faces predicted as each class, beside the labels' own shares
+    labels_row = next(line for line in run.stdout.splitlines() if line.startswith("| labels |"))
+    for row in (labels_row, rows[2]):
+        shares = [float(cell.rstrip("%")) for cell in row.strip(" |").split(" | ")[1:]]
+        assert len(shares) == 7 and sum(shares) == pytest.approx(100.0, abs=0.5)
     for absent in ("Report only", "PrivateTest", "CK+", "photos"):
         assert absent not in run.stdout
 
