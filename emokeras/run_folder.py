@@ -276,8 +276,9 @@ def save_model_atomic(model, path: str | os.PathLike[str]):
     The optimizer's state is left out (it would triple the file for AdamW): the model is rebuilt
     from its config, uncompiled (``clone_model`` would compile the copy), with the same weights.
     A mixed-precision model is saved computing in float32: most CPUs emulate bfloat16 slowly, and
-    its weights are float32 anyway. The archive is deflated (Keras stores it uncompressed),
-    which makes it about 9% smaller and loads as fast. Returns the model as saved.
+    its weights are float32 anyway. The archive is deflated (Keras stores it uncompressed): a
+    tenth smaller, for a tenth more load time (benchmarks/model_file.py). Returns the model as
+    saved.
     """
     inference = model.__class__.from_config(_float32_config(model.get_config()))
     inference.set_weights(model.get_weights())
