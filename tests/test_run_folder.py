@@ -4,6 +4,7 @@ ModelLoadError for every broken file (real broken files, written here)."""
 from __future__ import annotations
 
 import json
+import zipfile
 
 import keras
 import numpy as np
@@ -21,9 +22,11 @@ from emokeras.run_folder import (
     ROUTING_FILE,
     RunFolder,
     find_runs,
+    load_model_file,
     load_run,
     read_labels,
     read_routing,
+    save_model_atomic,
     write_labels,
 )
 
@@ -155,10 +158,6 @@ def test_a_bad_routing_json_raises_model_load_error(tmp_path, content):
 
 
 def test_saved_models_are_deflated_zips_that_load_with_the_same_weights(tiny, tmp_path):
-    import zipfile
-
-    from emokeras.run_folder import load_model_file, save_model_atomic
-
     path = tmp_path / "run" / MODEL_FILE
     save_model_atomic(tiny.model, path)
     with zipfile.ZipFile(path) as archive:
