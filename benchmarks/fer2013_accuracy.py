@@ -4,7 +4,8 @@ For each model:
 
 - selection (PublicTest only, what runs are chosen on): FER2013 accuracy, FER+ 7-class majority
   accuracy, and their mean (the selection score); per-class recall and its mean, which show
-  whether a gain in the score costs the rare classes;
+  whether a gain in the score costs the rare classes; the share of faces predicted as each
+  class beside the labels' shares, which shows a model leaning on a class;
 - report only: PrivateTest accuracy and per-class recall; FER+ on its own test split
   (PrivateTest) by the 7-class majority and by FER+'s standard 8-class protocol
   (``emokeras.datasets.ferplus.ferplus8_labels``: contempt counts, a 7-class model never says
