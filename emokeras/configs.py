@@ -143,6 +143,11 @@ class TargetConfig:
       dropped; see ``emokeras.datasets.ferplus``) instead of FER2013's single label. FER2013
       data only. Validation is then against PublicTest's own FER+ votes (accuracy against their
       top class): a run is selected on what it is taught, still on PublicTest.
+    - ``ferplus_weight``: with ``ferplus_votes``, the share of the votes in each face's target;
+      the rest is FER2013's own label (one-hot), on the training faces and on the validation
+      faces alike. 1 (the default) is the votes alone. Below 0.5 a face's top class is always
+      its FER2013 label, so validation accuracy is FER2013 PublicTest accuracy; at 0.5 it is
+      too, but for faces whose votes all name one other class (a tie).
     - ``teacher``: a run folder (an ensemble, say) whose probabilities the model learns
       (knowledge distillation): the target is ``teacher_weight`` x the teacher's probabilities
       on the face plus the rest x the labels (or votes). The teacher must predict the data's
@@ -150,13 +155,17 @@ class TargetConfig:
     """
 
     ferplus_votes: str | None = None
+    ferplus_weight: float = 1.0
     teacher: str | None = None
     teacher_weight: float = 0.5
 
     def __post_init__(self) -> None:
-        if not 0 <= self.teacher_weight <= 1:
-            raise ConfigError(
-                f"targets.teacher_weight must be in [0, 1], got {self.teacher_weight!r}")
+        for name in ("ferplus_weight", "teacher_weight"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"targets.{name} must be in [0, 1], got {getattr(self, name)!r}")
+        if self.ferplus_weight != 1 and self.ferplus_votes is None:
+            raise ConfigError("targets.ferplus_weight blends FER+ votes with FER2013's labels; "
+                              "it needs targets.ferplus_votes")
 
     @property
     def from_labels(self) -> bool:

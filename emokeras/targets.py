@@ -1,12 +1,13 @@
 """Training targets other than a dataset's labels: FER+ crowd votes and a teacher's probabilities.
 
-    FER2013 Training faces ──> FER+ vote distribution (or one-hot label) ──┐
-                         └──> teacher run's probabilities ──── x weight ───┴─> soft targets
+    FER2013 Training faces ──> FER+ vote distribution, one-hot label, or a blend ──┐
+                         └──> teacher run's probabilities ──────────── x weight ───┴─> soft targets
 
 Training then fits the model to these soft targets with the usual cross-entropy
 (``emokeras.training.fit`` takes ``(images, targets)`` arrays). Validation stays on the split the
 protocol names (FER2013: PublicTest) and judges a run by what it is taught: with FER+ votes, by
-PublicTest's FER+ votes (accuracy against their top class), else by the dataset's labels. The
+PublicTest's FER+ votes blended with its labels as the training faces' are (accuracy against
+their top class), else by the dataset's labels. The
 test split keeps the dataset's labels.
 """
 
@@ -21,7 +22,7 @@ import numpy as np
 from emokeras.configs import TrainConfig
 from emokeras.datasets.base import ImageSet
 from emokeras.datasets.fer2013 import PUBLIC_TEST, TRAINING, Fer2013Arrays
-from emokeras.datasets.ferplus import load_ferplus_split, load_ferplus_votes
+from emokeras.datasets.ferplus import FerPlusSplit, load_ferplus_split, load_ferplus_votes
 from emokeras.datasets.sources import DataSplits, labels_of
 from emokeras.errors import ConfigError
 from emokeras.fileio import atomic_write
@@ -52,14 +53,17 @@ def with_targets(
             raise ConfigError(f"FER+ votes relabel FER2013's faces; {str(data)!r} is "
                               f"{splits.kind} data")
         votes = load_ferplus_votes(targets.ferplus_votes)  # read once for both splits
+        weight = targets.ferplus_weight
         ferplus = load_ferplus_split(data, votes, TRAINING, "soft")
-        images, base = ferplus.images, ferplus.targets
-        # selected on what it is taught: the validation faces' own votes
+        images, base = ferplus.images, _votes_and_labels(ferplus, weight)
+        # selected on what it is taught: the validation faces' own votes (and labels)
         held_out = load_ferplus_split(data, votes, PUBLIC_TEST, "soft")
-        splits = dataclasses.replace(splits, val=held_out.source)
-        taught_by = (f"FER+ vote distributions of {len(images)} Training faces "
-                     f"({ferplus.dropped} without a kept vote left out); validation against "
-                     "PublicTest's FER+ votes")
+        splits = dataclasses.replace(splits,
+                                     val=(held_out.images, _votes_and_labels(held_out, weight)))
+        taught = "FER+ vote distributions" if weight == 1 else (
+            f"{weight:g} x FER+ vote distributions + {1 - weight:g} x FER2013 labels")
+        taught_by = (f"{taught} of {len(images)} Training faces ({ferplus.dropped} without a "
+                     f"kept vote left out); validation against PublicTest's targets made alike")
     else:
         images = _images_of(splits.train, config)
         base = np.eye(len(splits.label_set), dtype=np.float32)[labels_of(splits.train)]
@@ -81,6 +85,15 @@ def with_targets(
     return dataclasses.replace(
         splits, train=(images, base), protocol=f"{splits.protocol}; training targets: {taught_by}"
     )
+
+
+def _votes_and_labels(split: FerPlusSplit, votes_weight: float) -> np.ndarray:
+    """``votes_weight`` x the split's FER+ vote distributions + the rest x its FER2013 labels
+    (one-hot)."""
+    if votes_weight == 1:
+        return split.targets
+    labels = np.eye(split.targets.shape[1], dtype=np.float32)[split.fer2013_labels]
+    return (votes_weight * split.targets + (1 - votes_weight) * labels).astype(np.float32)
 
 
 def teacher_probabilities(

@@ -62,6 +62,21 @@ def test_targets_blend_the_teachers_probabilities_with_the_votes(fer2013_subset,
     assert np.load(tmp_path / TEACHER_FILE).shape == targets.shape
 
 
+def test_votes_blend_with_fer2013_labels_for_training_and_validation(fer2013_subset):
+    splits = load_splits(fer2013_subset)
+    config = tiny_config(targets=TargetConfig(ferplus_votes=str(VOTES), ferplus_weight=0.25))
+    taught = with_targets(splits, fer2013_subset, config)
+
+    for split, (images, targets) in (("Training", taught.train), ("PublicTest", taught.val)):
+        votes = load_ferplus_split(fer2013_subset, VOTES, split, "soft")
+        labels = np.eye(7)[votes.fer2013_labels]
+        np.testing.assert_array_equal(images, votes.images)
+        np.testing.assert_allclose(targets, 0.25 * votes.targets + 0.75 * labels, atol=1e-6)
+        # at a votes share under a half, every face's top class is its FER2013 label
+        np.testing.assert_array_equal(targets.argmax(axis=1), votes.fer2013_labels)
+    assert "0.25 x FER+ vote distributions + 0.75 x FER2013 labels" in taught.protocol
+
+
 def test_kept_teacher_probabilities_are_reused_and_a_stale_file_is_not(
         fer2013_subset, teacher_runs, tmp_path, caplog):
     runs, _ = teacher_runs
@@ -130,8 +145,8 @@ def test_a_distilled_run_records_its_targets_and_start(fer2013_subset, teacher_r
     )
     result = train_run(fer2013_subset, tmp_path / "student", config)[0]
     recorded = json.loads((result.run_dir / "config.json").read_text())
-    assert recorded["targets"] == {"ferplus_votes": str(VOTES), "teacher": str(ensemble),
-                                   "teacher_weight": 0.5}
+    assert recorded["targets"] == {"ferplus_votes": str(VOTES), "ferplus_weight": 1.0,
+                                   "teacher": str(ensemble), "teacher_weight": 0.5}
     assert recorded["init_from"] == str(ensemble)
     assert "training targets" in recorded["data"]["protocol"]
     assert (result.run_dir / TEACHER_FILE).is_file()
@@ -145,3 +160,7 @@ def test_init_member_counts_from_one():
         TrainConfig(init_member=0)
     with pytest.raises(ConfigError, match="teacher_weight"):
         TargetConfig(teacher_weight=1.5)
+    with pytest.raises(ConfigError, match="ferplus_weight must be in"):
+        TargetConfig(ferplus_votes=str(VOTES), ferplus_weight=-0.1)
+    with pytest.raises(ConfigError, match="needs targets.ferplus_votes"):
+        TargetConfig(ferplus_weight=0.5)
