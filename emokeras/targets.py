@@ -61,7 +61,7 @@ def with_targets(
         splits = dataclasses.replace(splits,
                                      val=(held_out.images, _votes_and_labels(held_out, weight)))
         taught = "FER+ vote distributions" if weight == 1 else (
-            f"{weight:g} x FER+ vote distributions + {1 - weight:g} x FER2013 labels")
+            f"({weight:g} x FER+ vote distributions + {1 - weight:g} x FER2013 labels)")
         taught_by = (f"{taught} of {len(images)} Training faces ({ferplus.dropped} without a "
                      f"kept vote left out); validation against PublicTest's targets made alike")
     else:

@@ -74,7 +74,7 @@ def test_votes_blend_with_fer2013_labels_for_training_and_validation(fer2013_sub
         np.testing.assert_allclose(targets, 0.25 * votes.targets + 0.75 * labels, atol=1e-6)
         # at a votes share under a half, every face's top class is its FER2013 label
         np.testing.assert_array_equal(targets.argmax(axis=1), votes.fer2013_labels)
-    assert "0.25 x FER+ vote distributions + 0.75 x FER2013 labels" in taught.protocol
+    assert "(0.25 x FER+ vote distributions + 0.75 x FER2013 labels) of" in taught.protocol
 
 
 def test_kept_teacher_probabilities_are_reused_and_a_stale_file_is_not(
