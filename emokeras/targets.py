@@ -7,8 +7,7 @@ Training then fits the model to these soft targets with the usual cross-entropy
 (``emokeras.training.fit`` takes ``(images, targets)`` arrays). Validation stays on the split the
 protocol names (FER2013: PublicTest) and judges a run by what it is taught: with FER+ votes, by
 PublicTest's FER+ votes blended with its labels as the training faces' are (accuracy against
-their top class), else by the dataset's labels. The
-test split keeps the dataset's labels.
+their top class), else by the dataset's labels. The test split keeps the dataset's labels.
 """
 
 from __future__ import annotations
@@ -78,7 +77,7 @@ def with_targets(
                 with atomic_write(cache, "wb") as handle:
                     np.save(handle, taught)
         weight = targets.teacher_weight
-        base = (weight * taught + (1 - weight) * base).astype(np.float32)
+        base = _blend(taught, base, weight)
         taught_by = (f"{weight:g} x the probabilities of teacher {targets.teacher} + "
                      f"{1 - weight:g} x {taught_by}")
     log.info("training targets: %s", taught_by)
@@ -87,13 +86,18 @@ def with_targets(
     )
 
 
+def _blend(first: np.ndarray, second: np.ndarray, weight: float) -> np.ndarray:
+    """``weight`` x ``first`` + the rest x ``second``, as float32 targets."""
+    return (weight * first + (1 - weight) * second).astype(np.float32)
+
+
 def _votes_and_labels(split: FerPlusSplit, votes_weight: float) -> np.ndarray:
     """``votes_weight`` x the split's FER+ vote distributions + the rest x its FER2013 labels
     (one-hot)."""
     if votes_weight == 1:
         return split.targets
     labels = np.eye(split.targets.shape[1], dtype=np.float32)[split.fer2013_labels]
-    return (votes_weight * split.targets + (1 - votes_weight) * labels).astype(np.float32)
+    return _blend(split.targets, labels, votes_weight)
 
 
 def teacher_probabilities(
