@@ -5,11 +5,12 @@ For each model:
 - selection (PublicTest only, what runs are chosen on): FER2013 accuracy, FER+ 7-class majority
   accuracy, and their mean (the selection score); per-class recall and its mean, which show
   whether a gain in the score costs the rare classes; the share of faces predicted as each
-  class beside the labels' shares, which shows a model leaning on a class;
+  class beside the labels' shares, which shows a model leaning on a class; and where the model
+  sits between the two labellings (``agreement``);
 - report only: PrivateTest accuracy and per-class recall; FER+ on its own test split
   (PrivateTest) by the 7-class majority and by FER+'s standard 8-class protocol
   (``emokeras.datasets.ferplus.ferplus8_labels``: contempt counts, a 7-class model never says
-  it); CK+ over the six classes it shares with FER2013 (never trained or tuned on); and the
+  it), and the same split between the labellings on PrivateTest; CK+ over the six classes it shares with FER2013 (never trained or tuned on); and the
   labelled fixture photos of ../shared/fixtures, detected, cut and classified as
   ``emokeras.predict_image`` does for a user (runs only).
 
@@ -124,6 +125,37 @@ def class_shares(predicted: np.ndarray) -> dict[str, float]:
     return {c: float(np.mean(predicted == i)) for i, c in enumerate(FER2013.classes)}
 
 
+def agreement(predicted: np.ndarray, labels: np.ndarray, majority: np.ndarray) -> dict:
+    """Where a model sits between FER2013's labels and FER+'s majority (-1: none).
+
+    FER+'s majority and FER2013's label differ on about a third of the faces that have a
+    majority; there a prediction can match one labelling, never both. So: the share of faces
+    where the two agree, the model's accuracy on them, and on the faces where they differ, the
+    share of predictions that take FER2013's label, FER+'s, or neither.
+    """
+    known = majority >= 0
+    agree, differ = known & (majority == labels), known & (majority != labels)
+    return {"agree_share": float(agree.sum() / known.sum()),
+            "agreed": float(np.mean(predicted[agree] == labels[agree])),
+            "differ_fer2013": float(np.mean(predicted[differ] == labels[differ])),
+            "differ_ferplus": float(np.mean(predicted[differ] == majority[differ]))}
+
+
+def print_agreement(results: dict, key: str, split: str) -> None:
+    """The table of :func:`agreement` numbers (``results[name][key]``)."""
+    first = next(iter(results.values()))[key]
+    print(f"\nBetween the labellings, {split}: FER2013's label and FER+'s majority agree on "
+          f"{first['agree_share']:.1%} of the faces that have a majority; where they differ, a "
+          f"prediction can match one at most:\n")
+    print("| model | right where they agree | where they differ: FER2013's | FER+'s | neither |")
+    print("|---|---:|---:|---:|---:|")
+    for name, r in results.items():
+        a = r[key]
+        neither = 1 - a["differ_fer2013"] - a["differ_ferplus"]
+        print(f"| {name} | {a['agreed']:.2%} | {a['differ_fer2013']:.2%} | "
+              f"{a['differ_ferplus']:.2%} | {neither:.2%} |")
+
+
 def print_per_class(results: dict, key: str, mean: bool = False) -> None:
     """A table of each model's per-class numbers (``results[name][key]``), and their mean."""
     columns = [*FER2013.classes, *(["mean"] if mean else [])]
@@ -141,10 +173,12 @@ def score_selection(scorer: Scorer, fer: dict) -> dict:
     faces, labels, names = fer["PublicTest"]
     probs = scorer.probabilities(faces)
     predicted = probs.argmax(axis=1)
+    majority = ferplus_majority(names)
     result = {"PublicTest": float(np.mean(predicted == labels)),
-              "ferplus_public": majority_accuracy(probs, ferplus_majority(names))[0],
+              "ferplus_public": majority_accuracy(probs, majority)[0],
               "recall_public": class_recall(predicted, labels),
-              "predicted_public": class_shares(predicted)}
+              "predicted_public": class_shares(predicted),
+              "agreement_public": agreement(predicted, labels, majority)}
     result["selection"] = (result["PublicTest"] + result["ferplus_public"]) / 2
     return result
 
@@ -154,7 +188,8 @@ def score_report(scorer: Scorer, fer: dict, ck_faces: np.ndarray, ck_labels: np.
     faces, labels, names = fer["PrivateTest"]
     probs = scorer.probabilities(faces)
     predicted = probs.argmax(axis=1)
-    ferplus, ferplus_count = majority_accuracy(probs, ferplus_majority(names))
+    majority = ferplus_majority(names)
+    ferplus, ferplus_count = majority_accuracy(probs, majority)
     eight = ferplus8(names)
     known8 = eight >= 0
     result = {"PrivateTest": float(np.mean(predicted == labels)),
@@ -163,7 +198,8 @@ def score_report(scorer: Scorer, fer: dict, ck_faces: np.ndarray, ck_labels: np.
               "ferplus_count": ferplus_count,
               "ferplus8": float(np.mean(fer2013_to_ferplus8(predicted[known8]) == eight[known8])),
               "ferplus8_count": int(known8.sum()),
-              "ferplus8_contempt": int((eight == FERPLUS_EMOTIONS.index("contempt")).sum())}
+              "ferplus8_contempt": int((eight == FERPLUS_EMOTIONS.index("contempt")).sum()),
+              "agreement": agreement(predicted, labels, majority)}
     if scorer.emotion is not None:
         photos = labelled_photos()
         said = {path.name: predict_image(path, scorer.emotion)[0].label for path, _ in photos}
@@ -278,6 +314,7 @@ def main() -> int:
     print("\nShare of PublicTest faces predicted as each class (first row: the labels):\n")
     labels_row = {"labels": {"predicted_public": class_shares(fer["PublicTest"][1])}}
     print_per_class({**labels_row, **results}, "predicted_public")
+    print_agreement(results, "agreement_public", "PublicTest")
     if not args.selection_only:
         print_report(results)
     print_cost(results)
@@ -304,6 +341,7 @@ def print_report(results: dict) -> None:
               f"{r['ckplus6']:.2%} | {said} |")
     print("\nPer-class recall on PrivateTest:\n")
     print_per_class(results, "recall")
+    print_agreement(results, "agreement", "PrivateTest")
 
 
 def print_cost(results: dict) -> None:

@@ -71,14 +71,29 @@ def test_the_benchmarks_selection_only_run_shows_nothing_report_only(fer2013_sub
     assert "selection score" in run.stdout and "Per-class recall on PublicTest" in run.stdout
     rows = [line for line in run.stdout.splitlines()
             if line.startswith(f"| {BUNDLED_MODEL_DIR.name} |")]
-    assert len(rows) == 4  # selection, PublicTest recall, predicted shares, cost
+    assert len(rows) == 5  # selection, PublicTest recall, predicted shares, agreement, cost
     # the shares of PublicTest faces predicted as each class, beside the labels' own shares
     labels_row = next(line for line in run.stdout.splitlines() if line.startswith("| labels |"))
     for row in (labels_row, rows[2]):
         shares = [float(cell.rstrip("%")) for cell in row.strip(" |").split(" | ")[1:]]
         assert len(shares) == 7 and sum(shares) == pytest.approx(100.0, abs=0.5)
+    # between the labellings: where they differ, FER2013's + FER+'s + neither = 100%
+    split = [float(cell.rstrip("%")) for cell in rows[3].strip(" |").split(" | ")[1:]]
+    assert len(split) == 4 and sum(split[1:]) == pytest.approx(100.0, abs=0.05)
     for absent in ("Report only", "PrivateTest", "CK+", "photos"):
         assert absent not in run.stdout
+
+
+def test_agreement_splits_predictions_between_the_two_labellings():
+    benchmark = benchmark_module("fer2013_accuracy")
+    labels = np.array([0, 1, 2, 3, 4, 5, 6])
+    majority = np.array([0, 1, 3, 4, 0, -1, 6])  # agree on 0, 1, 6; differ on 2, 3, 4; none on 5
+    predicted = np.array([0, 0, 2, 4, 6, 5, 6])  # differing: FER2013's, FER+'s, neither
+    got = benchmark.agreement(predicted, labels, majority)
+    assert got["agree_share"] == pytest.approx(0.5)
+    assert got["agreed"] == pytest.approx(2 / 3)
+    assert got["differ_fer2013"] == pytest.approx(1 / 3)
+    assert got["differ_ferplus"] == pytest.approx(1 / 3)
 
 
 def test_ferplus8_is_the_strict_majority_after_single_votes_are_dropped():
