@@ -10,9 +10,10 @@ For each model:
 - report only: PrivateTest accuracy and per-class recall; FER+ on its own test split
   (PrivateTest) by the 7-class majority and by FER+'s standard 8-class protocol
   (``emokeras.datasets.ferplus.ferplus8_labels``: contempt counts, a 7-class model never says
-  it), and the same split between the labellings on PrivateTest; CK+ over the six classes it shares with FER2013 (never trained or tuned on); and the
-  labelled fixture photos of ../shared/fixtures, detected, cut and classified as
-  ``emokeras.predict_image`` does for a user (runs only).
+  it), and the same split between the labellings on PrivateTest; CK+ over the six classes it
+  shares with FER2013 (never trained or tuned on); and the labelled fixture photos of
+  ../shared/fixtures, detected, cut and classified as ``emokeras.predict_image`` does for a
+  user (runs only).
 
 The peer row is ``fer2013_mini_XCEPTION`` from the face_classification project; it was trained
 on a random 80% of all FER2013 rows, so its test scores are optimistic.
