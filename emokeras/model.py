@@ -86,9 +86,9 @@ class EmotionModel:
 
     def single(self, views: bool = False) -> EmotionModel:
         """The fast form of an ensemble: its first member alone, without the test-time views
-        (for the bundled model, 1/8 of the compute). With ``views``, the first member keeps the
-        ensemble's views (mirror, crops): for the bundled model half the compute, and most of
-        the second member's gain (benchmarks/README.md, "Fast forms"). A model that is no
+        (for the bundled model, 1/12 of the compute). With ``views``, the first member keeps the
+        ensemble's views (mirror, crops): for the bundled model a third of the compute, and
+        much of the other members' gain (benchmarks/README.md, "Fast forms"). A model that is no
         ensemble is itself."""
         from emokeras.models.ensemble import build_ensemble, ensemble_members, ensemble_views
 
